@@ -1,0 +1,60 @@
+//! The catalog (`tessera catalog`): the source of truth for cluster metadata: nodes and their
+//! liveness, tables and their columns and partitioning, shards with their bounds and the
+//! placement of their replicas. Routers and nodes follow it through the cluster map it serves.
+//!
+//! - `state.rs`: the state and the commands that change it (a pure state machine), with the
+//!   validation of DDL and the placement of replicas on the node ring.
+//! - `service.rs`: the process: persistence, the map long-poll, node registration and failure
+//!   detection, and DDL execution (creating replicas on nodes before recording a shard).
+
+pub mod config;
+pub mod service;
+pub mod state;
+
+use std::sync::Arc;
+
+pub use config::CatalogConfig;
+pub use service::{Catalog, CatalogError};
+use tessera_types::rpc::serve;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A running catalog.
+pub struct CatalogHandle {
+    pub catalog: Arc<Catalog>,
+    pub addr: String,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl CatalogHandle {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the catalog: loads its state, binds its port and serves.
+pub async fn start(config: CatalogConfig) -> Result<CatalogHandle, CatalogError> {
+    let listen_err = |source| CatalogError::Listen {
+        addr: config.listen.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&config.listen).await.map_err(listen_err)?;
+    let addr = listener.local_addr().map_err(listen_err)?.to_string();
+    let catalog = Catalog::open(config)?;
+    let (stop, stop_rx) = watch::channel(false);
+    let service = Arc::new(service::CatalogService {
+        catalog: catalog.clone(),
+    });
+    let server = tokio::spawn(serve(listener, service, stop_rx.clone()));
+    let detector = tokio::spawn(catalog.clone().run_failure_detector(stop_rx));
+    Ok(CatalogHandle {
+        catalog,
+        addr,
+        stop,
+        tasks: vec![server, detector],
+    })
+}

@@ -1,0 +1,37 @@
+//! The router's configuration, validated when the process starts.
+
+use serde::Deserialize;
+use tessera_types::rpc::check_addr;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Address to accept PostgreSQL clients on (host:port).
+    pub listen: String,
+    /// Addresses of the catalog's members.
+    pub catalog: Vec<String>,
+    /// Most client connections served at once; more are refused with SQLSTATE 53300.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    1_000
+}
+
+impl RouterConfig {
+    /// Checks the values, naming the field at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        check_addr("listen", &self.listen)?;
+        if self.catalog.is_empty() {
+            return Err("catalog: at least one catalog address is required".into());
+        }
+        for a in &self.catalog {
+            check_addr("catalog", a)?;
+        }
+        if self.max_connections == 0 {
+            return Err("max_connections: must be positive".into());
+        }
+        Ok(())
+    }
+}

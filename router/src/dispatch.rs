@@ -1,0 +1,196 @@
+//! Runs one statement for a session; knows nothing of the wire. It binds the statement
+//! against the current cluster map, enforces the transaction rules (a failed block refuses
+//! everything but COMMIT/ROLLBACK), and hands reads and writes to the executor, DDL to the
+//! catalog (effective at once, even inside a block), and SET/SHOW/EXPLAIN to the session and
+//! planner.
+
+use std::sync::Arc;
+
+use sqlparser::ast;
+use tessera_types::rpc::{call_any, Request, Response};
+use tessera_types::Value;
+
+use crate::error::{Error, Result};
+use crate::exec::{rows_stream, Executor, Output};
+use crate::explain::explain;
+use crate::session::{Session, TxnStatus};
+use crate::sql::expr::{Ctx, Params};
+use crate::sql::statement::bind;
+use crate::sql::{Bound, OutputColumn};
+
+/// Microseconds since 2000-01-01 now.
+pub fn now_micros() -> i64 {
+    tessera_types::text::micros_from_datetime(chrono::Utc::now())
+}
+
+/// What running a statement produced, plus a setting to report to the client.
+pub struct Ran {
+    pub output: Output,
+    pub report: Option<(String, String)>,
+}
+
+pub struct Dispatcher {
+    pub executor: Arc<Executor>,
+    pub catalog: Vec<String>,
+}
+
+fn is_txn_end(stmt: &ast::Statement) -> bool {
+    matches!(stmt, ast::Statement::Commit { .. } | ast::Statement::Rollback { .. })
+}
+
+impl Dispatcher {
+    /// Binds a statement for the session (also used to describe it).
+    pub fn bind(&self, session: &Session, stmt: &ast::Statement, params: &Params) -> Result<Bound> {
+        let now = if session.in_block() {
+            session.txn.start
+        } else {
+            now_micros()
+        };
+        let map = self.executor.routing.current();
+        let ctx = Ctx {
+            map: &map,
+            params,
+            now,
+            user: &session.user,
+            database: &session.database,
+        };
+        bind(&ctx, stmt)
+    }
+
+    /// Runs one statement. On error inside a transaction block the block fails.
+    pub async fn run(&self, session: &mut Session, stmt: &ast::Statement, params: &Params) -> Result<Ran> {
+        if session.txn.status == TxnStatus::Failed && !is_txn_end(stmt) {
+            return Err(Error::TxnAborted);
+        }
+        let result = async {
+            let bound = self.bind(session, stmt, params)?;
+            self.run_bound(session, bound).await
+        }
+        .await;
+        if result.is_err() {
+            session.fail();
+        }
+        result
+    }
+
+    async fn run_bound(&self, session: &mut Session, bound: Bound) -> Result<Ran> {
+        let plain = |output| Ok(Ran { output, report: None });
+        match bound {
+            Bound::Select(p) => plain(self.executor.select(session, p).await?),
+            Bound::Insert(p) => plain(self.executor.insert(session, p).await?),
+            Bound::Update(p) => plain(self.executor.update(session, p).await?),
+            Bound::Delete(p) => plain(self.executor.delete(session, p).await?),
+            Bound::Ddl { request, tag } => {
+                // Schema changes take effect at once, also inside a transaction block (ORMs and
+                // migration tools issue them there); ROLLBACK does not undo them.
+                match call_any(&self.executor.routing.pool, &self.catalog, Request::Ddl(request)).await? {
+                    Response::DdlDone { version, notice } => {
+                        self.executor.routing.wait_for_version(version).await?;
+                        plain(Output::Command {
+                            tag: tag.to_string(),
+                            notice,
+                        })
+                    }
+                    other => Err(Error::Internal(format!("unexpected catalog reply {other:?}"))),
+                }
+            }
+            Bound::Begin => {
+                let notice = match session.txn.status {
+                    TxnStatus::Idle => {
+                        session.begin(false, now_micros());
+                        None
+                    }
+                    _ if session.txn.implicit => {
+                        session.txn.implicit = false;
+                        None
+                    }
+                    _ => Some("there is already a transaction in progress".to_string()),
+                };
+                plain(Output::Command {
+                    tag: "BEGIN".into(),
+                    notice,
+                })
+            }
+            Bound::Commit => match session.txn.status {
+                TxnStatus::Idle => plain(Output::Command {
+                    tag: "COMMIT".into(),
+                    notice: Some("there is no transaction in progress".into()),
+                }),
+                TxnStatus::Failed => {
+                    self.executor.rollback(session).await;
+                    session.end_txn();
+                    plain(Output::command("ROLLBACK"))
+                }
+                TxnStatus::InBlock => {
+                    let result = self.executor.commit(session).await;
+                    session.end_txn();
+                    result?;
+                    plain(Output::command("COMMIT"))
+                }
+            },
+            Bound::Rollback => {
+                if session.txn.status == TxnStatus::Idle {
+                    return plain(Output::Command {
+                        tag: "ROLLBACK".into(),
+                        notice: Some("there is no transaction in progress".into()),
+                    });
+                }
+                self.executor.rollback(session).await;
+                session.end_txn();
+                plain(Output::command("ROLLBACK"))
+            }
+            Bound::Set { name, value } => {
+                let report = session.set(&name, value)?;
+                Ok(Ran {
+                    output: Output::command("SET"),
+                    report,
+                })
+            }
+            Bound::Show { name } => {
+                let value = session.show(&name)?;
+                let columns = vec![OutputColumn {
+                    name: name.replace(' ', "_"),
+                    ty: tessera_types::DataType::Text,
+                }];
+                plain(Output::Rows {
+                    columns,
+                    rows: rows_stream(vec![vec![Value::Text(value)]]),
+                    tag: "SHOW".into(),
+                })
+            }
+            Bound::Explain(inner) => {
+                let lines = explain(&self.executor.routing.current(), session, &inner)?;
+                let columns = vec![OutputColumn {
+                    name: "QUERY PLAN".into(),
+                    ty: tessera_types::DataType::Text,
+                }];
+                let rows = lines.into_iter().map(|l| vec![Value::Text(l)]).collect();
+                plain(Output::Rows {
+                    columns,
+                    rows: rows_stream(rows),
+                    tag: "EXPLAIN".into(),
+                })
+            }
+            Bound::NoOp { tag, notice } => plain(Output::Command {
+                tag: tag.to_string(),
+                notice,
+            }),
+            Bound::Empty => plain(Output::Empty),
+        }
+    }
+
+    /// Ends the implicit transaction around a multi-statement query string.
+    pub async fn finish_implicit(&self, session: &mut Session, failed: bool) -> Result<()> {
+        if !(session.in_block() && session.txn.implicit) {
+            return Ok(());
+        }
+        if failed || session.txn.status == TxnStatus::Failed {
+            self.executor.rollback(session).await;
+            session.end_txn();
+            return Ok(());
+        }
+        let result = self.executor.commit(session).await;
+        session.end_txn();
+        result
+    }
+}

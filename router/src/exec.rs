@@ -1,0 +1,1110 @@
+//! Execution: runs a bound statement against the shards and produces what the client gets.
+//!
+//! Reads open one streaming scan per shard reached and merge them: a k-way merge when ordered
+//! (stopping as soon as LIMIT is met, which cancels the shard scans), interleaved otherwise,
+//! or a merge of partial aggregates that are then finished (AVG = SUM / COUNT), filtered by
+//! HAVING, sorted and limited. Writes go to the primary of each shard they touch: directly for
+//! an autocommit statement on one shard; through a transaction on every shard otherwise, so a
+//! statement that fails on one shard leaves nothing behind on another. A transaction block
+//! writes to one shard only.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tessera_types::fragment::{AggRow, AggState, ScanFragment, ShardRef, SortKey, WriteFragment, WriteOutcome};
+use tessera_types::rpc::{ReadConsistency, Request, Response, RpcError, TxnId, TxnScope};
+use tessera_types::scan::Batch;
+use tessera_types::schema::{ClusterMap, ShardId, Table};
+use tessera_types::{Expr, Row, Value};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::error::{Error, Result};
+use crate::plan::{no_partition, plan_select, prune, scan_range, shard_for_row, Merge};
+use crate::routing::{layout, Routing};
+use crate::session::Session;
+use crate::sql::{DeletePlan, InsertPlan, OutputColumn, SelectPlan, UpdatePlan};
+
+pub type RowStream = Pin<Box<dyn Stream<Item = Result<Row>> + Send>>;
+
+/// What a statement produced.
+pub enum Output {
+    /// Rows, then a command tag: `tag` followed by the row count (`SELECT 5`, `INSERT 0 2`).
+    Rows {
+        columns: Vec<OutputColumn>,
+        rows: RowStream,
+        tag: String,
+    },
+    /// A command tag, with a notice to send first.
+    Command {
+        tag: String,
+        notice: Option<String>,
+    },
+    Empty,
+}
+
+impl Output {
+    pub fn command(tag: impl Into<String>) -> Output {
+        Output::Command {
+            tag: tag.into(),
+            notice: None,
+        }
+    }
+}
+
+/// Rows already in hand, as a stream.
+pub fn rows_stream(rows: Vec<Row>) -> RowStream {
+    Box::pin(futures::stream::iter(rows.into_iter().map(Ok)))
+}
+
+fn channel_stream<T: Send + 'static>(rx: mpsc::Receiver<T>) -> Pin<Box<dyn Stream<Item = T> + Send>> {
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// A fresh request id: the time in microseconds in the high half, so that the ids a shard
+/// remembers arrive in nearly ascending order (appends to its B-tree rather than inserts all
+/// over it), and 64 random bits below.
+fn new_request_id() -> u128 {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    (u128::from(micros) << 64) | u128::from(rand::random::<u64>())
+}
+
+/// How long the router keeps retrying a shard whose primary cannot be reached (an election,
+/// a restart or a map change in progress) before reporting the error.
+const SHARD_RETRY_BUDGET: Duration = Duration::from_secs(10);
+
+/// How long one attempt of a retryable request may take before the next replica is tried.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// How long one attempt of a request that cannot be retried (a write inside a transaction)
+/// may take.
+const TXN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Exponential backoff between retries, within `SHARD_RETRY_BUDGET`.
+struct Backoff {
+    start: std::time::Instant,
+    attempt: u32,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            start: std::time::Instant::now(),
+            attempt: 0,
+        }
+    }
+
+    /// Sleeps before the next attempt; false when the budget is spent.
+    async fn wait(&mut self) -> bool {
+        if self.start.elapsed() >= SHARD_RETRY_BUDGET {
+            return false;
+        }
+        let delay = Duration::from_millis((5u64 << self.attempt.min(6)).min(50));
+        self.attempt += 1;
+        tokio::time::sleep(delay).await;
+        true
+    }
+}
+
+pub struct Executor {
+    pub routing: Arc<Routing>,
+}
+
+impl Executor {
+    /// Sends a request to a shard's primary, following primary changes and refreshing a stale
+    /// map. Writes inside a transaction are not retried after a broken connection (the
+    /// transaction died with it).
+    async fn call_shard(
+        &self,
+        shard_id: ShardId,
+        retry_unavailable: bool,
+        req: &(dyn Fn(ShardRef) -> Request + Sync),
+    ) -> Result<Response> {
+        let mut skip = 0usize;
+        let mut backoff = Backoff::new();
+        let mut maybe_applied = false;
+        loop {
+            let map = self.routing.current();
+            let Some(shard) = map.shards.get(&shard_id) else {
+                return Err(Error::UndefinedTable(format!("shard {shard_id} (was it dropped?)")));
+            };
+            let node = self
+                .routing
+                .target_node(shard, skip)
+                .ok_or_else(|| Error::Internal(format!("shard {} has no replicas", shard.name)))?;
+            let Some(addr) = map.node_addr(node) else {
+                return Err(Error::Internal(format!("node {node} has no address")));
+            };
+            let request = req(ShardRef {
+                shard: shard_id,
+                epoch: shard.epoch,
+            });
+            // A primary that stopped answering (paused, partitioned) must not hold the statement:
+            // after the attempt timeout the next replica is tried. Only retryable requests get
+            // the short timeout; a write inside a transaction cannot be sent twice.
+            let attempt_timeout = if retry_unavailable {
+                ATTEMPT_TIMEOUT
+            } else {
+                TXN_ATTEMPT_TIMEOUT
+            };
+            let retryable = match self
+                .routing
+                .pool
+                .client(addr)
+                .call_timeout(request, attempt_timeout)
+                .await
+            {
+                Ok(r) => {
+                    self.routing.set_leader(shard_id, node);
+                    return Ok(r);
+                }
+                Err(RpcError::NotLeader { leader, .. }) => {
+                    match leader {
+                        Some(l) if l != node => {
+                            // Go straight to the primary we were told about.
+                            self.routing.set_leader(shard_id, l);
+                            skip = 0;
+                        }
+                        _ => skip += 1,
+                    }
+                    RpcError::NotLeader {
+                        shard: shard_id,
+                        leader,
+                    }
+                }
+                Err(e @ (RpcError::StaleEpoch { .. } | RpcError::UnknownShard { .. })) => {
+                    let _ = self.routing.refresh().await;
+                    e
+                }
+                Err(e @ RpcError::Unavailable { .. }) if retry_unavailable => {
+                    skip += 1;
+                    e
+                }
+                Err(e @ (RpcError::Timeout(_) | RpcError::Disconnected { .. })) if retry_unavailable => {
+                    // The request reached the node: it may have been applied. Retries are
+                    // answered once by request id; if none gets an answer, say so.
+                    maybe_applied = true;
+                    skip += 1;
+                    e
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if !backoff.wait().await {
+                if maybe_applied {
+                    return Err(Error::Rpc(RpcError::OutcomeUnknown(format!(
+                        "no primary of shard {shard_id} answered within {} s after the request was sent ({retryable})",
+                        SHARD_RETRY_BUDGET.as_secs()
+                    ))));
+                }
+                return Err(retryable.into());
+            }
+        }
+    }
+
+    /// Starts a scan on one shard; its batches arrive on the returned channel.
+    fn open_scan(
+        self: &Arc<Self>,
+        table: &Table,
+        shard_id: ShardId,
+        fragment: ScanFragment,
+        txn: Option<TxnId>,
+        consistency: ReadConsistency,
+    ) -> mpsc::Receiver<Result<Batch>> {
+        let (tx, rx) = mpsc::channel(2);
+        let this = self.clone();
+        let table = table.clone();
+        // Reads spread over the shard's replicas (its ring); a transaction's reads of a shard it
+        // wrote go to the primary, which holds its uncommitted writes.
+        let mut spread: Option<u64> = txn.is_none().then(rand::random);
+        tokio::spawn(async move {
+            let mut skip = 0usize;
+            let mut backoff = Backoff::new();
+            loop {
+                let map = this.routing.current();
+                let Some(shard) = map.shards.get(&shard_id) else {
+                    let _ = tx.send(Err(Error::UndefinedTable(table.name.clone()))).await;
+                    return;
+                };
+                let target = match spread {
+                    Some(key) => this.routing.read_node(shard, key, skip),
+                    None => this.routing.target_node(shard, skip),
+                };
+                let Some(node) = target else {
+                    return;
+                };
+                let addr = map.node_addr(node).unwrap_or_default().to_string();
+                let request = Request::Scan {
+                    shard: ShardRef {
+                        shard: shard_id,
+                        epoch: shard.epoch,
+                    },
+                    layout: layout(&table, shard),
+                    txn,
+                    consistency,
+                    fragment: fragment.clone(),
+                    batch_rows: 1024,
+                };
+                let mut stream = match this.routing.pool.client(&addr).stream(request).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        skip += 1;
+                        if !backoff.wait().await {
+                            let _ = tx.send(Err(e.into())).await;
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let mut first = true;
+                loop {
+                    // The first reply must come within the attempt timeout, or another
+                    // replica is tried (the primary may be paused or cut off).
+                    let next = if first {
+                        match tokio::time::timeout(ATTEMPT_TIMEOUT, stream.next()).await {
+                            Ok(n) => n,
+                            Err(_) => Some(Err(RpcError::Timeout(ATTEMPT_TIMEOUT.as_millis() as u64))),
+                        }
+                    } else {
+                        stream.next().await
+                    };
+                    match next {
+                        Some(Ok(Response::Rows(rows))) => {
+                            first = false;
+                            if tx.send(Ok(Batch::Rows(rows))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(Ok(Response::Started)) => first = false,
+                        Some(Ok(Response::Aggs(aggs))) => {
+                            first = false;
+                            if tx.send(Ok(Batch::Aggs(aggs))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(Ok(Response::Done)) | None => {
+                            this.routing.set_leader(shard_id, node);
+                            return;
+                        }
+                        Some(Ok(other)) => {
+                            let _ = tx
+                                .send(Err(Error::Internal(format!("unexpected scan reply {other:?}"))))
+                                .await;
+                            return;
+                        }
+                        Some(Err(e)) if first => {
+                            match &e {
+                                RpcError::NotLeader { leader: Some(l), .. } if *l != node => {
+                                    // This replica cannot serve the read now: read from the
+                                    // primary it names.
+                                    this.routing.set_leader(shard_id, *l);
+                                    spread = None;
+                                    skip = 0;
+                                }
+                                RpcError::NotLeader { .. }
+                                | RpcError::Unavailable { .. }
+                                | RpcError::Disconnected { .. }
+                                | RpcError::Timeout(_) => skip += 1,
+                                RpcError::StaleEpoch { .. } | RpcError::UnknownShard { .. } => {
+                                    let _ = this.routing.refresh().await;
+                                }
+                                _ => {
+                                    let _ = tx.send(Err(e.into())).await;
+                                    return;
+                                }
+                            }
+                            if !backoff.wait().await {
+                                let _ = tx.send(Err(e.into())).await;
+                                return;
+                            }
+                            break;
+                        }
+                        Some(Err(e)) => {
+                            let _ = tx.send(Err(e.into())).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    pub async fn select(self: &Arc<Self>, session: &Session, plan: SelectPlan) -> Result<Output> {
+        let columns = plan.columns.clone();
+        let map = self.routing.current();
+        let Some(tref) = &plan.from else {
+            return Ok(Output::Rows {
+                columns,
+                rows: rows_stream(select_without_from(&plan)?),
+                tag: "SELECT".into(),
+            });
+        };
+        if crate::virtual_tables::is_virtual(tref.table) {
+            return self.select_virtual(plan).await;
+        }
+        let table = map
+            .tables
+            .get(&tref.table)
+            .ok_or_else(|| Error::UndefinedTable(format!("#{}", tref.table)))?
+            .clone();
+        let shards: Vec<ShardId> = prune(&map, &table, tref, plan.filter.as_ref())
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        let read = plan_select(&plan, Some(&table))?;
+        let write_shard = session.txn.write_shard.as_ref().map(|(s, _)| *s);
+        let consistency = session.read_consistency();
+        let sources: Vec<mpsc::Receiver<Result<Batch>>> = shards
+            .iter()
+            .map(|s| {
+                let txn = (write_shard == Some(*s)).then_some(session.txn.id);
+                self.open_scan(&table, *s, read.fragment.clone(), txn, consistency)
+            })
+            .collect();
+        let rows = merge(sources, read.merge).await?;
+        Ok(Output::Rows {
+            columns,
+            rows,
+            tag: "SELECT".into(),
+        })
+    }
+
+    /// SELECT over a `tessera.*` virtual table: its rows are computed here and run through the
+    /// same scan executor and merge as a shard's.
+    async fn select_virtual(&self, plan: SelectPlan) -> Result<Output> {
+        let columns = plan.columns.clone();
+        let id = plan.from.as_ref().map(|f| f.table).unwrap_or_default();
+        let table = crate::virtual_tables::by_id(id).ok_or_else(|| Error::UndefinedTable(format!("#{id}")))?;
+        let rows = crate::virtual_tables::rows(&self.routing, id).await;
+        let read = plan_select(&plan, Some(&table))?;
+        let mut batches = Vec::new();
+        tessera_types::scan::run_scan::<tessera_types::ExecError>(
+            rows.into_iter().map(Ok),
+            &read.fragment,
+            1024,
+            &mut |b| {
+                batches.push(b);
+                true
+            },
+        )?;
+        let (tx, rx) = mpsc::channel(batches.len() + 1);
+        for b in batches {
+            let _ = tx.try_send(Ok(b));
+        }
+        drop(tx);
+        let rows = merge(vec![rx], read.merge).await?;
+        Ok(Output::Rows {
+            columns,
+            rows,
+            tag: "SELECT".into(),
+        })
+    }
+
+    /// Writes fragments to shards, as one atomic unit per shard, and (for an autocommit
+    /// statement on several shards, or one that moves rows) all-or-nothing across shards
+    /// short of a failure between commits.
+    async fn write(
+        &self,
+        session: &mut Session,
+        table: &Table,
+        targets: Vec<(ShardId, WriteFragment)>,
+        moves_rows: bool,
+    ) -> Result<WriteOutcome> {
+        let map = self.routing.current();
+        let name_of = |s: ShardId| {
+            map.shards
+                .get(&s)
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| format!("#{s}"))
+        };
+        if targets.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        if session.in_block() {
+            // A transaction writes to one shard.
+            let first = session.txn.write_shard.clone();
+            for (s, _) in &targets {
+                match &first {
+                    Some((w, wname)) if w != s => {
+                        return Err(Error::MultiShardTxn {
+                            first: wname.clone(),
+                            second: name_of(*s),
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            if targets.len() > 1 {
+                return Err(Error::MultiShardTxn {
+                    first: name_of(targets[0].0),
+                    second: name_of(targets[1].0),
+                });
+            }
+            let (shard, fragment) = targets
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Internal("no target".into()))?;
+            let scope = if first.is_some() {
+                TxnScope::Continue(session.txn.id)
+            } else {
+                TxnScope::Begin(session.txn.id)
+            };
+            // Recorded before the write, so a failed first write is still rolled back there.
+            session.txn.write_shard = Some((shard, name_of(shard)));
+            let outcome = self.write_one(table, shard, scope, fragment, false).await?;
+            if let Some(row) = outcome.moved.first() {
+                let dest = shard_for_row(&map, table, row)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_else(|| table.name.clone());
+                return Err(Error::MultiShardTxn {
+                    first: name_of(shard),
+                    second: dest,
+                });
+            }
+            return Ok(outcome);
+        }
+        if targets.len() == 1 && !moves_rows {
+            let (shard, fragment) = targets
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Internal("no target".into()))?;
+            return self.write_one(table, shard, TxnScope::Single, fragment, true).await;
+        }
+        // Several shards: write each inside a transaction, commit all only if all succeeded.
+        let txn: TxnId = rand::random();
+        let mut touched: Vec<ShardId> = Vec::new();
+        let result = async {
+            let mut total = WriteOutcome::default();
+            let writes = targets.into_iter().map(|(shard, fragment)| async move {
+                (
+                    shard,
+                    self.write_one(table, shard, TxnScope::Begin(txn), fragment, false)
+                        .await,
+                )
+            });
+            let results = futures::future::join_all(writes).await;
+            let mut moved = Vec::new();
+            for (shard, r) in results {
+                touched.push(shard);
+                let o = r?;
+                total.count += o.count;
+                total.returning.extend(o.returning);
+                moved.extend(o.moved);
+            }
+            // Rows an UPDATE moved out of their shard are inserted where they now belong.
+            let mut by_shard: HashMap<ShardId, Vec<Row>> = HashMap::new();
+            for row in moved {
+                let dest = shard_for_row(&map, table, &row).ok_or_else(|| no_partition(table, &row))?;
+                by_shard.entry(dest.id).or_default().push(row);
+            }
+            for (shard, rows) in by_shard {
+                let scope = if touched.contains(&shard) {
+                    TxnScope::Continue(txn)
+                } else {
+                    TxnScope::Begin(txn)
+                };
+                if !touched.contains(&shard) {
+                    touched.push(shard);
+                }
+                let fragment = WriteFragment::Insert {
+                    rows,
+                    on_conflict: None,
+                    returning: Vec::new(),
+                };
+                self.write_one(table, shard, scope, fragment, false).await?;
+            }
+            Ok::<_, Error>(total)
+        }
+        .await;
+        match result {
+            Ok(total) => {
+                let commits = touched.iter().map(|s| {
+                    let rid = new_request_id();
+                    async move {
+                        self.call_shard(*s, true, &|shard| Request::Commit {
+                            shard,
+                            txn,
+                            request_id: rid,
+                        })
+                        .await
+                    }
+                });
+                let results = futures::future::join_all(commits).await;
+                let failed: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+                if let Some(e) = failed.first() {
+                    let committed = results.iter().filter(|r| r.is_ok()).count();
+                    if committed > 0 {
+                        warn!(table = %table.name, committed, failed = failed.len(), error = %e, "a multi-shard write committed on some shards only");
+                        return Err(Error::Rpc(RpcError::OutcomeUnknown(format!(
+                            "the statement committed on {committed} of {} shards before an error: {e}",
+                            results.len()
+                        ))));
+                    }
+                    return Err((*e).clone());
+                }
+                Ok(total)
+            }
+            Err(e) => {
+                for s in touched {
+                    let _ = self
+                        .call_shard(s, false, &|shard| Request::Rollback { shard, txn })
+                        .await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_one(
+        &self,
+        table: &Table,
+        shard_id: ShardId,
+        scope: TxnScope,
+        fragment: WriteFragment,
+        retry: bool,
+    ) -> Result<WriteOutcome> {
+        let map = self.routing.current();
+        let shard = map
+            .shards
+            .get(&shard_id)
+            .ok_or_else(|| Error::UndefinedTable(table.name.clone()))?;
+        let layout = layout(table, shard);
+        let request_id = new_request_id();
+        let reply = self
+            .call_shard(shard_id, retry, &|shard| Request::Write {
+                shard,
+                layout: layout.clone(),
+                scope,
+                request_id,
+                fragment: fragment.clone(),
+            })
+            .await?;
+        match reply {
+            Response::Written(o) => Ok(o),
+            other => Err(Error::Internal(format!("unexpected write reply {other:?}"))),
+        }
+    }
+
+    fn table<'m>(&self, map: &'m ClusterMap, id: u64) -> Result<&'m Table> {
+        map.tables
+            .get(&id)
+            .ok_or_else(|| Error::UndefinedTable(format!("#{id}")))
+    }
+
+    pub async fn insert(&self, session: &mut Session, plan: InsertPlan) -> Result<Output> {
+        let map = self.routing.current();
+        let table = self.table(&map, plan.target.table)?.clone();
+        let mut by_shard: Vec<(ShardId, Vec<Row>)> = Vec::new();
+        for row in plan.rows {
+            let shard = shard_for_row(&map, &table, &row).ok_or_else(|| no_partition(&table, &row))?;
+            if let Some(only) = plan.target.shard {
+                if shard.id != only {
+                    let name = map.shards.get(&only).map(|s| s.name.clone()).unwrap_or_default();
+                    return Err(Error::Exec(tessera_types::ExecError::other(
+                        "23514",
+                        format!("new row for relation \"{name}\" violates partition constraint"),
+                    )));
+                }
+            }
+            match by_shard.iter_mut().find(|(s, _)| *s == shard.id) {
+                Some((_, rows)) => rows.push(row),
+                None => by_shard.push((shard.id, vec![row])),
+            }
+        }
+        let targets = by_shard
+            .into_iter()
+            .map(|(s, rows)| {
+                (
+                    s,
+                    WriteFragment::Insert {
+                        rows,
+                        on_conflict: plan.on_conflict.clone(),
+                        returning: plan.returning.clone(),
+                    },
+                )
+            })
+            .collect();
+        let outcome = self.write(session, &table, targets, false).await?;
+        Ok(write_output(plan.columns, outcome, "INSERT 0"))
+    }
+
+    pub async fn update(&self, session: &mut Session, plan: UpdatePlan) -> Result<Output> {
+        let map = self.routing.current();
+        let table = self.table(&map, plan.target.table)?.clone();
+        let range = scan_range(&table, plan.filter.as_ref());
+        let targets = prune(&map, &table, &plan.target, plan.filter.as_ref())
+            .into_iter()
+            .map(|s| {
+                let fragment = WriteFragment::Update {
+                    range: range.clone(),
+                    filter: plan.filter.clone(),
+                    assignments: plan.assignments.clone(),
+                    returning: plan.returning.clone(),
+                };
+                (s.id, fragment)
+            })
+            .collect();
+        let outcome = self.write(session, &table, targets, plan.moves_rows).await?;
+        Ok(write_output(plan.columns, outcome, "UPDATE"))
+    }
+
+    pub async fn delete(&self, session: &mut Session, plan: DeletePlan) -> Result<Output> {
+        let map = self.routing.current();
+        let table = self.table(&map, plan.target.table)?.clone();
+        let range = scan_range(&table, plan.filter.as_ref());
+        let targets = prune(&map, &table, &plan.target, plan.filter.as_ref())
+            .into_iter()
+            .map(|s| {
+                (
+                    s.id,
+                    WriteFragment::Delete {
+                        range: range.clone(),
+                        filter: plan.filter.clone(),
+                        returning: plan.returning.clone(),
+                    },
+                )
+            })
+            .collect();
+        let outcome = self.write(session, &table, targets, false).await?;
+        Ok(write_output(plan.columns, outcome, "DELETE"))
+    }
+
+    /// Commits the session's transaction on the shard it wrote to.
+    pub async fn commit(&self, session: &Session) -> Result<()> {
+        let Some((shard, _)) = session.txn.write_shard.clone() else {
+            return Ok(());
+        };
+        let txn = session.txn.id;
+        let rid = new_request_id();
+        // Retried under the same request id: the shard answers from memory if it committed.
+        self.call_shard(shard, true, &|s| Request::Commit {
+            shard: s,
+            txn,
+            request_id: rid,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Discards the session's transaction (best effort: a shard that cannot be reached drops
+    /// it anyway when the connection closes or it restarts).
+    pub async fn rollback(&self, session: &Session) {
+        if let Some((shard, _)) = session.txn.write_shard.clone() {
+            let txn = session.txn.id;
+            if let Err(e) = self
+                .call_shard(shard, true, &|s| Request::Rollback { shard: s, txn })
+                .await
+            {
+                warn!(shard, error = %e, "rollback did not reach the shard");
+            }
+        }
+    }
+}
+
+fn write_output(columns: Vec<OutputColumn>, outcome: WriteOutcome, tag: &str) -> Output {
+    if columns.is_empty() {
+        Output::command(format!("{tag} {}", outcome.count))
+    } else {
+        Output::Rows {
+            columns,
+            rows: rows_stream(outcome.returning),
+            tag: tag.to_string(),
+        }
+    }
+}
+
+/// SELECT without FROM: one input row with no columns.
+fn select_without_from(plan: &SelectPlan) -> Result<Vec<Row>> {
+    let keep = match &plan.filter {
+        Some(f) => f.eval_predicate(&[])?,
+        None => true,
+    };
+    let read = plan_select(plan, None)?;
+    match read.merge {
+        Merge::Rows {
+            offset, limit, width, ..
+        } => {
+            let crate::sql::SelectBody::Plain { projections, .. } = &plan.body else {
+                return Ok(Vec::new());
+            };
+            if !keep || offset > 0 || limit == Some(0) {
+                return Ok(Vec::new());
+            }
+            let row: Row = projections
+                .iter()
+                .map(|e| e.eval(&[]))
+                .collect::<std::result::Result<_, _>>()?;
+            Ok(vec![row.into_iter().take(width).collect()])
+        }
+        Merge::Aggregate {
+            groups,
+            aggregates,
+            having,
+            projections,
+            sort,
+            distinct,
+            offset,
+            limit,
+            width,
+        } => {
+            let crate::sql::SelectBody::Aggregate {
+                aggregates: calls,
+                group_by,
+                ..
+            } = &plan.body
+            else {
+                return Ok(Vec::new());
+            };
+            let mut states: Vec<AggState> = calls.iter().map(|(c, _)| AggState::new(c.func)).collect();
+            let group: Row = group_by
+                .iter()
+                .map(|e| e.eval(&[]))
+                .collect::<std::result::Result<_, _>>()?;
+            if keep {
+                for (s, (c, _)) in states.iter_mut().zip(calls) {
+                    s.update(c.func, c.arg.eval(&[])?)?;
+                }
+            }
+            let merged = vec![(if keep || groups == 0 { group } else { Vec::new() }, states)];
+            let merged = if !keep && groups > 0 { Vec::new() } else { merged };
+            let _ = aggregates;
+            finish_aggregates(
+                merged,
+                having.as_ref(),
+                &projections,
+                &sort,
+                distinct,
+                offset,
+                limit,
+                width,
+            )
+        }
+    }
+}
+
+/// Combines the shards' outputs as the plan says: rows merged, or partial aggregates finished.
+async fn merge(sources: Vec<mpsc::Receiver<Result<Batch>>>, plan: Merge) -> Result<RowStream> {
+    Ok(match plan {
+        Merge::Rows {
+            sort,
+            distinct,
+            offset,
+            limit,
+            width,
+        } => merge_rows(sources, sort, distinct, offset, limit, width),
+        Merge::Aggregate {
+            groups,
+            aggregates,
+            having,
+            projections,
+            sort,
+            distinct,
+            offset,
+            limit,
+            width,
+        } => {
+            let merged = merge_aggregates(sources, groups, &aggregates).await?;
+            rows_stream(finish_aggregates(
+                merged,
+                having.as_ref(),
+                &projections,
+                &sort,
+                distinct,
+                offset,
+                limit,
+                width,
+            )?)
+        }
+    })
+}
+
+/// Merges row streams from shards: in sort order when sorted (k-way), else as they arrive.
+fn merge_rows(
+    sources: Vec<mpsc::Receiver<Result<Batch>>>,
+    sort: Vec<SortKey>,
+    distinct: bool,
+    offset: u64,
+    limit: Option<u64>,
+    width: usize,
+) -> RowStream {
+    if sources.len() == 1 {
+        // One shard already sorted and deduplicated its rows: pass them through.
+        let Some(rx) = sources.into_iter().next() else {
+            return rows_stream(Vec::new());
+        };
+        let rows = channel_stream(rx)
+            .flat_map(|batch| {
+                let items: Vec<Result<Row>> = match batch {
+                    Ok(Batch::Rows(rows)) => rows.into_iter().map(Ok).collect(),
+                    Ok(Batch::Aggs(_)) => Vec::new(),
+                    Err(e) => vec![Err(e)],
+                };
+                futures::stream::iter(items)
+            })
+            // OFFSET skips rows, never errors; the stream ends (cancelling the scan) at LIMIT.
+            .scan((offset, limit), move |(skip, left), item| {
+                let out = match item {
+                    Err(e) => Some(Some(Err(e))),
+                    Ok(_) if *left == Some(0) => None,
+                    Ok(_) if *skip > 0 => {
+                        *skip -= 1;
+                        Some(None)
+                    }
+                    Ok(mut row) => {
+                        if let Some(l) = left {
+                            *l -= 1;
+                        }
+                        row.truncate(width);
+                        Some(Some(Ok(row)))
+                    }
+                };
+                futures::future::ready(out)
+            })
+            .filter_map(futures::future::ready);
+        return Box::pin(rows);
+    }
+    let (tx, rx) = mpsc::channel::<Result<Row>>(256);
+    tokio::spawn(async move {
+        let mut emitter = Emitter {
+            tx,
+            seen: HashSet::new(),
+            distinct,
+            skip: offset,
+            left: limit,
+            width,
+        };
+        if sort.is_empty() {
+            let mut all = futures::stream::select_all(sources.into_iter().map(channel_stream));
+            while let Some(batch) = all.next().await {
+                match batch {
+                    Ok(Batch::Rows(rows)) => {
+                        for row in rows {
+                            if !emitter.emit(row).await {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(Batch::Aggs(_)) => {}
+                    Err(e) => {
+                        let _ = emitter.tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+        let mut inputs: Vec<Input> = sources
+            .into_iter()
+            .map(|rx| Input {
+                rx,
+                queue: VecDeque::new(),
+                done: false,
+            })
+            .collect();
+        let mut heads: Vec<Option<Row>> = Vec::with_capacity(inputs.len());
+        for input in inputs.iter_mut() {
+            match input.next().await {
+                Ok(r) => heads.push(r),
+                Err(e) => {
+                    let _ = emitter.tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+        loop {
+            let mut best: Option<usize> = None;
+            for (i, h) in heads.iter().enumerate() {
+                if let Some(row) = h {
+                    best = match best {
+                        Some(b)
+                            if SortKey::compare(&sort, heads[b].as_deref().unwrap_or(&[]), row)
+                                != std::cmp::Ordering::Greater =>
+                        {
+                            Some(b)
+                        }
+                        _ => Some(i),
+                    };
+                }
+            }
+            let Some(i) = best else { return };
+            let row = heads[i].take().unwrap_or_default();
+            if !emitter.emit(row).await {
+                return;
+            }
+            match inputs[i].next().await {
+                Ok(r) => heads[i] = r,
+                Err(e) => {
+                    let _ = emitter.tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    channel_stream(rx)
+}
+
+struct Input {
+    rx: mpsc::Receiver<Result<Batch>>,
+    queue: VecDeque<Row>,
+    done: bool,
+}
+
+impl Input {
+    async fn next(&mut self) -> Result<Option<Row>> {
+        loop {
+            if let Some(r) = self.queue.pop_front() {
+                return Ok(Some(r));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.rx.recv().await {
+                Some(Ok(Batch::Rows(rows))) => self.queue.extend(rows),
+                Some(Ok(Batch::Aggs(_))) => {}
+                Some(Err(e)) => return Err(e),
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+/// Applies DISTINCT, OFFSET and LIMIT to merged rows and sends them on.
+struct Emitter {
+    tx: mpsc::Sender<Result<Row>>,
+    seen: HashSet<Row>,
+    distinct: bool,
+    skip: u64,
+    left: Option<u64>,
+    width: usize,
+}
+
+impl Emitter {
+    /// Returns false when no more rows are wanted.
+    async fn emit(&mut self, mut row: Row) -> bool {
+        if self.left == Some(0) {
+            return false;
+        }
+        row.truncate(self.width);
+        if self.distinct && !self.seen.insert(row.clone()) {
+            return true;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return true;
+        }
+        if let Some(l) = &mut self.left {
+            *l -= 1;
+        }
+        self.tx.send(Ok(row)).await.is_ok() && self.left != Some(0)
+    }
+}
+
+type Groups = Vec<(Row, Vec<AggState>)>;
+
+/// Collects every shard's partial aggregates and merges them per group.
+async fn merge_aggregates(
+    sources: Vec<mpsc::Receiver<Result<Batch>>>,
+    groups: usize,
+    aggregates: &[(tessera_types::fragment::AggFunc, tessera_types::DataType)],
+) -> Result<Groups> {
+    let mut merged: HashMap<Row, Vec<AggState>> = HashMap::new();
+    let mut order: Vec<Row> = Vec::new();
+    let mut all = futures::stream::select_all(sources.into_iter().map(channel_stream));
+    while let Some(batch) = all.next().await {
+        let Batch::Aggs(rows) = batch? else { continue };
+        for AggRow { group, states } in rows {
+            match merged.get_mut(&group) {
+                Some(existing) => {
+                    for ((e, s), (f, _)) in existing.iter_mut().zip(states).zip(aggregates) {
+                        e.merge(*f, s)?;
+                    }
+                }
+                None => {
+                    order.push(group.clone());
+                    merged.insert(group, states);
+                }
+            }
+        }
+    }
+    if merged.is_empty() && groups == 0 {
+        // No shard reached: an ungrouped aggregate still returns one row.
+        return Ok(vec![(
+            Vec::new(),
+            aggregates.iter().map(|(f, _)| AggState::new(*f)).collect(),
+        )]);
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|g| merged.remove(&g).map(|s| (g, s)))
+        .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_aggregates(
+    groups: Groups,
+    having: Option<&Expr>,
+    projections: &[Expr],
+    sort: &[SortKey],
+    distinct: bool,
+    offset: u64,
+    limit: Option<u64>,
+    width: usize,
+) -> Result<Vec<Row>> {
+    let mut out: Vec<Row> = Vec::with_capacity(groups.len());
+    for (group, states) in groups {
+        let mut row = group;
+        for s in states {
+            // The aggregate's result type travels with its state's value.
+            row.push(finish_state(s)?);
+        }
+        if let Some(h) = having {
+            if !h.eval_predicate(&row)? {
+                continue;
+            }
+        }
+        out.push(
+            projections
+                .iter()
+                .map(|e| e.eval(&row))
+                .collect::<std::result::Result<Row, _>>()?,
+        );
+    }
+    if !sort.is_empty() {
+        out.sort_by(|a, b| SortKey::compare(sort, a, b));
+    }
+    let mut seen = HashSet::new();
+    let rows = out
+        .into_iter()
+        .map(|mut r| {
+            r.truncate(width);
+            r
+        })
+        .filter(|r| !distinct || seen.insert(r.clone()))
+        .skip(offset as usize)
+        .take(limit.map(|l| l as usize).unwrap_or(usize::MAX))
+        .collect();
+    Ok(rows)
+}
+
+fn finish_state(s: AggState) -> Result<Value> {
+    use tessera_types::DataType;
+    let ty = match &s {
+        AggState::Sum(Some(Value::Int8(_))) => DataType::Int8,
+        AggState::Sum(Some(Value::Float8(_)))
+        | AggState::Avg {
+            sum: Some(Value::Float8(_)),
+            ..
+        } => DataType::Float8,
+        AggState::Sum(Some(Value::Float4(_))) => DataType::Float4,
+        _ => DataType::Numeric(None),
+    };
+    Ok(s.finish(ty)?)
+}

@@ -1,0 +1,706 @@
+//! One client connection: the pgwire handlers for startup, the simple query protocol (a string
+//! of statements run in order, in an implicit transaction when there are several, stopping at
+//! the first error) and the extended protocol (Parse / Bind / Describe / Execute / Sync, with
+//! parameter types inferred at Parse), and cancel requests.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt, StreamExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, ServerParameterProvider,
+    StartupHandler,
+};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireServerHandlers, Type, DEFAULT_NAME, METADATA_DATABASE, METADATA_USER,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
+use pgwire::messages::extendedquery::{
+    Bind, BindComplete, Describe, Execute, Sync as PgSync, TARGET_TYPE_BYTE_STATEMENT,
+};
+use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::{ParameterStatus, SecretKey};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use sqlparser::ast;
+use tessera_types::DataType;
+use tokio::sync::watch;
+
+use crate::dispatch::Dispatcher;
+use crate::error::{error_fields, Error};
+use crate::exec::Output;
+use crate::frontend::encode::{binary_columns, check_formats, data_row, decode_params, fields, pg_type};
+use crate::session::{Session, TxnStatus, DEFAULT_SETTINGS, REPORTED_SETTINGS};
+use crate::sql::expr::Params;
+use crate::sql::statement::parse;
+use crate::sql::OutputColumn;
+
+/// State shared by every connection of a router.
+pub struct Shared {
+    pub dispatcher: Dispatcher,
+    /// Running sessions by (process id, secret key), for cancel requests.
+    pub cancels: Mutex<HashMap<i32, (i32, watch::Sender<u64>)>>,
+    pub next_pid: std::sync::atomic::AtomicI32,
+}
+
+/// A prepared statement: the parsed statement, its parameter types and result columns.
+#[derive(Debug)]
+pub struct Prepared {
+    pub stmt: Option<ast::Statement>,
+    pub params: Vec<DataType>,
+    pub columns: Vec<OutputColumn>,
+}
+
+pub struct Conn {
+    shared: Arc<Shared>,
+    session: tokio::sync::Mutex<Session>,
+    /// Cancel requests bump this counter; running statements watch it.
+    cancel: watch::Sender<u64>,
+    pid: std::sync::atomic::AtomicI32,
+    /// Set when the connection is over the limit: startup refuses it.
+    refuse: Option<String>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let pid = self.pid.load(std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&pid);
+    }
+}
+
+fn user_error(e: &Error) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(e)))
+}
+
+fn error_info(e: &Error) -> ErrorInfo {
+    let f = error_fields(e);
+    let mut info = ErrorInfo::new("ERROR".into(), f.code.into(), f.message);
+    info.detail = f.detail;
+    info.hint = f.hint;
+    info
+}
+
+fn notice(message: String, warning: bool) -> PgWireBackendMessage {
+    let (severity, code) = if warning {
+        ("WARNING", "25001")
+    } else {
+        ("NOTICE", "00000")
+    };
+    PgWireBackendMessage::NoticeResponse(ErrorInfo::new(severity.into(), code.into(), message).into())
+}
+
+fn status_byte(s: &Session) -> TransactionStatus {
+    match s.txn.status {
+        TxnStatus::Idle => TransactionStatus::Idle,
+        TxnStatus::InBlock => TransactionStatus::Transaction,
+        TxnStatus::Failed => TransactionStatus::Error,
+    }
+}
+
+struct Params15;
+
+impl ServerParameterProvider for Params15 {
+    fn server_parameters<C: ClientInfo>(&self, client: &C) -> Option<HashMap<String, String>> {
+        let mut p: HashMap<String, String> = HashMap::new();
+        for (k, v) in DEFAULT_SETTINGS {
+            if REPORTED_SETTINGS.contains(k) {
+                p.insert(crate::session::reported_name(k).to_string(), v.to_string());
+            }
+        }
+        let md = client.metadata();
+        p.insert(
+            "application_name".into(),
+            md.get("application_name").cloned().unwrap_or_default(),
+        );
+        p.insert(
+            "session_authorization".into(),
+            md.get(METADATA_USER).cloned().unwrap_or_default(),
+        );
+        Some(p)
+    }
+}
+
+impl Conn {
+    pub fn new(shared: Arc<Shared>, refuse: Option<String>) -> Conn {
+        let (cancel, _) = watch::channel(0);
+        Conn {
+            shared,
+            session: tokio::sync::Mutex::new(Session::new("tessera".into(), "tessera".into())),
+            cancel,
+            pid: std::sync::atomic::AtomicI32::new(0),
+            refuse,
+        }
+    }
+
+    /// Runs `fut` unless a cancel request for this session arrives first.
+    async fn cancellable<T>(&self, fut: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        let mut rx = self.cancel.subscribe();
+        rx.borrow_and_update();
+        tokio::select! {
+            r = fut => r,
+            _ = rx.changed() => Err(Error::Cancelled),
+        }
+    }
+
+    /// Sends a statement's output in the simple protocol (row description, rows, tag).
+    async fn send_output<C>(&self, client: &mut C, output: Output) -> Result<(), SendError>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match output {
+            Output::Empty => client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                .await
+                .map_err(SendError::wire)?,
+            Output::Command { tag, notice: n } => {
+                if let Some(n) = n {
+                    let warning = tag == "BEGIN" || tag == "COMMIT" || tag == "ROLLBACK";
+                    client.feed(notice(n, warning)).await.map_err(SendError::wire)?;
+                }
+                client
+                    .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))
+                    .await
+                    .map_err(SendError::wire)?;
+            }
+            Output::Rows { columns, mut rows, tag } => {
+                let descs: Vec<FieldDescription> = fields(&columns, None).iter().map(FieldDescription::from).collect();
+                client
+                    .feed(PgWireBackendMessage::RowDescription(RowDescription::new(descs)))
+                    .await
+                    .map_err(SendError::wire)?;
+                let binary = vec![false; columns.len()];
+                let mut n = 0usize;
+                let mut rx = self.cancel.subscribe();
+                rx.borrow_and_update();
+                loop {
+                    let next = tokio::select! {
+                        r = rows.next() => r,
+                        _ = rx.changed() => Some(Err(Error::Cancelled)),
+                    };
+                    let Some(row) = next else { break };
+                    let row = row.map_err(SendError::Statement)?;
+                    let dr = data_row(&row, &columns, &binary).map_err(SendError::Statement)?;
+                    client
+                        .feed(PgWireBackendMessage::DataRow(dr))
+                        .await
+                        .map_err(SendError::wire)?;
+                    n += 1;
+                }
+                let tag = if tag == "SHOW" || tag == "EXPLAIN" {
+                    tag
+                } else {
+                    format!("{tag} {n}")
+                };
+                client
+                    .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))
+                    .await
+                    .map_err(SendError::wire)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why sending a statement's output stopped: the statement failed (report it) or the client
+/// went away (give up).
+enum SendError {
+    Statement(Error),
+    Wire(PgWireError),
+}
+
+impl SendError {
+    fn wire<E>(e: E) -> SendError
+    where
+        PgWireError: From<E>,
+    {
+        SendError::Wire(PgWireError::from(e))
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Conn {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(ref startup) = message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, startup).await?;
+        save_startup_parameters_to_metadata(client, startup);
+        if let Some(why) = &self.refuse {
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "53300".into(),
+                why.clone(),
+            ))));
+        }
+        let md = client.metadata();
+        let Some(user) = md.get(METADATA_USER).cloned() else {
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28000".into(),
+                "no PostgreSQL user name specified in startup packet".into(),
+            ))));
+        };
+        let database = md.get(METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
+        {
+            let mut s = self.session.lock().await;
+            *s = Session::new(user, database);
+            if let Some(app) = md.get("application_name").cloned() {
+                let _ = s.set("application_name", Some(app));
+            }
+        }
+        let pid = self.shared.next_pid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let secret: i32 = rand::random();
+        self.pid.store(pid, std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pid, (secret, self.cancel.clone()));
+        client.set_pid_and_secret_key(pid, SecretKey::I32(secret));
+        finish_authentication(client, &Params15).await
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Conn {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let statements = match parse(&query.query) {
+            Ok(s) => s,
+            Err(e) => {
+                session.fail();
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                    .await?;
+                return finish_query(client, &session).await;
+            }
+        };
+        if statements.is_empty() {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                .await?;
+            return finish_query(client, &session).await;
+        }
+        let implicit = statements.len() > 1 && !session.in_block();
+        if implicit {
+            session.begin(true, crate::dispatch::now_micros());
+        }
+        let mut failed = false;
+        for stmt in &statements {
+            let ran = self
+                .cancellable(self.shared.dispatcher.run(&mut session, stmt, &Params::none()))
+                .await;
+            let ran = match ran {
+                Ok(r) => r,
+                Err(e) => {
+                    session.fail();
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                        .await?;
+                    failed = true;
+                    break;
+                }
+            };
+            if let Some((name, value)) = ran.report {
+                client
+                    .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value)))
+                    .await?;
+            }
+            match self.send_output(client, ran.output).await {
+                Ok(()) => {}
+                Err(SendError::Wire(e)) => return Err(e),
+                Err(SendError::Statement(e)) => {
+                    session.fail();
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                        .await?;
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if implicit {
+            if let Err(e) = self.shared.dispatcher.finish_implicit(&mut session, failed).await {
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                    .await?;
+            }
+        }
+        finish_query(client, &session).await
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // on_query is overridden and never calls this.
+        Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".into(),
+            "XX000".into(),
+            "internal: unexpected call".into(),
+        ))))
+    }
+}
+
+async fn finish_query<C>(client: &mut C, session: &Session) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let st = status_byte(session);
+    client.set_transaction_status(st);
+    client
+        .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(st)))
+        .await?;
+    Ok(())
+}
+
+/// Parses and describes statements for the extended protocol.
+pub struct StatementParser {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl QueryParser for StatementParser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Arc<Prepared>>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut stmts = parse(sql).map_err(|e| user_error(&e))?;
+        if stmts.len() > 1 {
+            return Err(user_error(&Error::Syntax(
+                "cannot insert multiple commands into a prepared statement".into(),
+            )));
+        }
+        let Some(stmt) = stmts.pop() else { return Ok(None) };
+        let given: Vec<Option<DataType>> = types
+            .iter()
+            .map(|t| match t {
+                None => Ok(None),
+                Some(t) => DataType::from_oid(t.oid()).map(Some).ok_or_else(|| {
+                    user_error(&Error::Unsupported(format!(
+                        "parameter type {} is not supported",
+                        t.name()
+                    )))
+                }),
+            })
+            .collect::<PgWireResult<_>>()?;
+        let params = Params::Infer(std::sync::Mutex::new(given));
+        let md = client.metadata();
+        let session = Session::new(
+            md.get(METADATA_USER).cloned().unwrap_or_default(),
+            md.get(METADATA_DATABASE).cloned().unwrap_or_default(),
+        );
+        let bound = self
+            .shared
+            .dispatcher
+            .bind(&session, &stmt, &params)
+            .map_err(|e| user_error(&e))?;
+        let Params::Infer(types) = params else { return Ok(None) };
+        let params: Vec<DataType> = types
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .map(|t| t.unwrap_or(DataType::Text))
+            .collect();
+        Ok(Some(Arc::new(Prepared {
+            stmt: Some(stmt),
+            params,
+            columns: bound.output_columns(),
+        })))
+    }
+
+    fn get_parameter_types(&self, stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.params.iter().map(|t| pg_type(*t)).collect())
+    }
+
+    fn get_result_schema(&self, stmt: &Arc<Prepared>, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(fields(&stmt.columns, column_format))
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Conn {
+    type Statement = Arc<Prepared>;
+    type QueryParser = StatementParser;
+
+    fn query_parser(&self) -> Arc<StatementParser> {
+        Arc::new(StatementParser {
+            shared: self.shared.clone(),
+        })
+    }
+
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+            if let Some(pgwire::api::store::Entry::Value(stmt)) = client.portal_store().get_statement(name) {
+                let params: Vec<u32> = stmt.statement.params.iter().map(|t| t.oid()).collect();
+                client
+                    .feed(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(
+                        params,
+                    )))
+                    .await?;
+                let msg = if stmt.statement.columns.is_empty() {
+                    PgWireBackendMessage::NoData(NoData::new())
+                } else {
+                    let descs = fields(&stmt.statement.columns, None)
+                        .iter()
+                        .map(FieldDescription::from)
+                        .collect();
+                    PgWireBackendMessage::RowDescription(RowDescription::new(descs))
+                };
+                client.send(msg).await?;
+                return Ok(());
+            }
+        }
+        self._on_describe(client, message).await
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = self._on_execute(client, message).await;
+        let st = status_byte(&*self.session.lock().await);
+        client.set_transaction_status(st);
+        result
+    }
+
+    /// As pgwire's, but BindComplete is queued rather than flushed: the client's Sync (or
+    /// Flush) sends it together with the rest of the answer, saving a packet per statement.
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
+        match client.portal_store().get_statement(statement_name) {
+            Some(pgwire::api::store::Entry::Value(statement)) => {
+                let portal = Portal::try_new(&message, statement)?;
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+            Some(pgwire::api::store::Entry::Empty) => {
+                if !message.parameters.is_empty() {
+                    return Err(user_error(&Error::Protocol(format!(
+                        "bind message supplies {} parameters, but prepared statement \"{statement_name}\" requires 0",
+                        message.parameters.len()
+                    ))));
+                }
+                client.portal_store().put_empty_portal(portal_name);
+            }
+            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        }
+        client
+            .feed(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        let session = self.session.lock().await;
+        finish_query(client, &session).await
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let params = target.statement.params.iter().map(|t| pg_type(*t)).collect();
+        Ok(DescribeStatementResponse::new(
+            params,
+            fields(&target.statement.columns, None),
+        ))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        target: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let columns = &target.statement.statement.columns;
+        check_formats(&target.result_column_format, columns.len()).map_err(|e| user_error(&e))?;
+        Ok(DescribePortalResponse::new(fields(
+            columns,
+            Some(&target.result_column_format),
+        )))
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = portal.statement.statement.clone();
+        let Some(stmt) = &prepared.stmt else {
+            return Ok(Response::EmptyQuery);
+        };
+        let mut session = self.session.lock().await;
+        let values = match decode_params(&portal.parameters, &portal.parameter_format, &prepared.params) {
+            Ok(v) => v,
+            Err(e) => {
+                session.fail();
+                return Err(user_error(&e));
+            }
+        };
+        let ran = self
+            .cancellable(self.shared.dispatcher.run(&mut session, stmt, &Params::Values(values)))
+            .await;
+        let ran = match ran {
+            Ok(r) => r,
+            Err(e) => {
+                session.fail();
+                return Err(user_error(&e));
+            }
+        };
+        drop(session);
+        if let Some((name, value)) = ran.report {
+            client
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value)))
+                .await?;
+        }
+        Ok(match ran.output {
+            Output::Empty => Response::EmptyQuery,
+            Output::Command { tag, notice: n } => {
+                if let Some(n) = n {
+                    client
+                        .feed(notice(n, tag == "BEGIN" || tag == "COMMIT" || tag == "ROLLBACK"))
+                        .await?;
+                }
+                Response::Execution(Tag::new(&tag))
+            }
+            Output::Rows { columns, rows, tag } => {
+                check_formats(&portal.result_column_format, columns.len()).map_err(|e| user_error(&e))?;
+                let schema = Arc::new(fields(&columns, Some(&portal.result_column_format)));
+                let binary = binary_columns(Some(&portal.result_column_format), columns.len());
+                let data = rows.map(move |r| match r {
+                    Ok(row) => data_row(&row, &columns, &binary).map_err(|e| user_error(&e)),
+                    Err(e) => Err(user_error(&e)),
+                });
+                let mut qr = QueryResponse::new(schema, data);
+                qr.set_command_tag(&tag);
+                Response::Query(qr)
+            }
+        })
+    }
+}
+
+/// Cancel requests: find the session by process id and check its secret.
+pub struct Canceller {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl CancelHandler for Canceller {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let target = self
+            .shared
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&request.pid)
+            .cloned();
+        if let Some((secret, tx)) = target {
+            if request.secret_key.eq_value(&SecretKey::I32(secret)) {
+                tx.send_modify(|n| *n += 1);
+            }
+        }
+    }
+}
+
+/// The handlers of one connection.
+pub struct Handlers {
+    pub conn: Arc<Conn>,
+    pub canceller: Arc<Canceller>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.conn.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.conn.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.conn.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.canceller.clone()
+    }
+}

@@ -1,0 +1,57 @@
+//! The PostgreSQL wire front end: accepts client connections (refusing those over
+//! `max_connections` with SQLSTATE 53300) and serves each with pgwire and the handlers in
+//! `conn.rs`; `encode.rs` puts values on the wire.
+
+pub mod conn;
+pub mod encode;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, warn};
+
+use crate::frontend::conn::{Canceller, Conn, Handlers, Shared};
+
+/// Accepts clients until `stop` fires.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    max_connections: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let canceller = Arc::new(Canceller { shared: shared.clone() });
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let permit = slots.clone().try_acquire_owned().ok();
+        let refuse = permit.is_none().then(|| "sorry, too many clients already".to_string());
+        let handlers = Handlers {
+            conn: Arc::new(Conn::new(shared.clone(), refuse)),
+            canceller: canceller.clone(),
+        };
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                r = pgwire::tokio::process_socket(socket, None, handlers) => {
+                    if let Err(e) = r {
+                        debug!(%peer, error = %e, "client connection ended with an error");
+                    }
+                }
+                _ = stop.changed() => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,269 @@
+//! A client session's state: who it is, its settings (`SET`), and its transaction: idle, in a
+//! block (explicit `BEGIN`, or the implicit one around a multi-statement query string), or
+//! failed (every statement refused until `ROLLBACK`). A transaction remembers the one shard it
+//! has written to, since a transaction may write to only one shard.
+
+use std::collections::BTreeMap;
+
+use tessera_types::rpc::TxnId;
+use tessera_types::schema::ShardId;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    Idle,
+    InBlock,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Txn {
+    pub status: TxnStatus,
+    /// True for the implicit transaction of a multi-statement query string.
+    pub implicit: bool,
+    pub id: TxnId,
+    /// The shard this transaction wrote to (id and name).
+    pub write_shard: Option<(ShardId, String)>,
+    /// When it began (what `now()` returns), microseconds since 2000-01-01.
+    pub start: i64,
+}
+
+impl Txn {
+    fn idle() -> Txn {
+        Txn {
+            status: TxnStatus::Idle,
+            implicit: false,
+            id: 0,
+            write_shard: None,
+            start: 0,
+        }
+    }
+}
+
+/// Settings a client may SET and SHOW, with their defaults.
+pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
+    ("datestyle", "ISO, MDY"),
+    ("default_transaction_isolation", "read committed"),
+    ("extra_float_digits", "1"),
+    ("integer_datetimes", "on"),
+    ("intervalstyle", "postgres"),
+    ("is_superuser", "on"),
+    ("lc_collate", "C"),
+    ("lc_ctype", "C"),
+    ("max_identifier_length", "63"),
+    ("search_path", "\"$user\", public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", crate::SERVER_VERSION),
+    ("server_version_num", "150000"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("tessera.max_staleness", "1000"),
+    ("tessera.read_consistency", "linearizable"),
+    ("timezone", "UTC"),
+    ("transaction_isolation", "read committed"),
+    ("transaction_read_only", "off"),
+];
+
+/// Settings that tell the client about a change (ParameterStatus) when SET.
+pub const REPORTED_SETTINGS: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "datestyle",
+    "integer_datetimes",
+    "intervalstyle",
+    "is_superuser",
+    "server_encoding",
+    "server_version",
+    "standard_conforming_strings",
+    "timezone",
+];
+
+pub struct Session {
+    pub user: String,
+    pub database: String,
+    pub txn: Txn,
+    settings: BTreeMap<String, String>,
+}
+
+/// The name PostgreSQL reports a setting under (`DateStyle`, `TimeZone`...).
+pub fn reported_name(name: &str) -> &str {
+    match name {
+        "datestyle" => "DateStyle",
+        "timezone" => "TimeZone",
+        "intervalstyle" => "IntervalStyle",
+        other => other,
+    }
+}
+
+impl Session {
+    pub fn new(user: String, database: String) -> Session {
+        let settings = DEFAULT_SETTINGS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Session {
+            user,
+            database,
+            txn: Txn::idle(),
+            settings,
+        }
+    }
+
+    pub fn in_block(&self) -> bool {
+        self.txn.status != TxnStatus::Idle
+    }
+
+    /// Starts a transaction block.
+    pub fn begin(&mut self, implicit: bool, now: i64) {
+        self.txn = Txn {
+            status: TxnStatus::InBlock,
+            implicit,
+            id: rand::random(),
+            write_shard: None,
+            start: now,
+        };
+    }
+
+    pub fn end_txn(&mut self) {
+        self.txn = Txn::idle();
+    }
+
+    /// Marks the block failed after an error.
+    pub fn fail(&mut self) {
+        if self.txn.status == TxnStatus::InBlock {
+            self.txn.status = TxnStatus::Failed;
+        }
+    }
+
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings.get(name).map(String::as_str)
+    }
+
+    /// Applies `SET name = value` (`None` resets); returns the value to report, if the client
+    /// must be told.
+    pub fn set(&mut self, name: &str, value: Option<String>) -> Result<Option<(String, String)>> {
+        let name = name.to_ascii_lowercase();
+        if name == "all" {
+            for (k, v) in DEFAULT_SETTINGS {
+                self.settings.insert(k.to_string(), v.to_string());
+            }
+            return Ok(None);
+        }
+        let default = DEFAULT_SETTINGS
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string());
+        let custom = name.contains('.');
+        let Some(default) = default.or_else(|| custom.then(String::new)) else {
+            return Err(Error::UnknownSetting(name));
+        };
+        let value = value.unwrap_or(default);
+        let value = match name.as_str() {
+            "timezone" => {
+                let v = value.trim_matches('\'');
+                if !(v.eq_ignore_ascii_case("utc")
+                    || v.eq_ignore_ascii_case("etc/utc")
+                    || v.eq_ignore_ascii_case("gmt")
+                    || v == "0"
+                    || v == "+00"
+                    || v == "Z")
+                {
+                    return Err(Error::InvalidParameter(format!(
+                        "invalid value for parameter \"TimeZone\": \"{v}\" (Tessera supports UTC only for now)"
+                    )));
+                }
+                v.to_string()
+            }
+            "client_encoding" => {
+                let v = value.to_ascii_uppercase().replace('-', "");
+                if v != "UTF8" && v != "UNICODE" {
+                    return Err(Error::InvalidParameter(format!(
+                        "client encoding \"{value}\" is not supported; use UTF8"
+                    )));
+                }
+                "UTF8".to_string()
+            }
+            "datestyle" => {
+                if !value.to_ascii_uppercase().contains("ISO") {
+                    return Err(Error::InvalidParameter(format!(
+                        "DateStyle \"{value}\" is not supported; use ISO"
+                    )));
+                }
+                "ISO, MDY".to_string()
+            }
+            "server_version"
+            | "server_version_num"
+            | "server_encoding"
+            | "integer_datetimes"
+            | "lc_collate"
+            | "lc_ctype"
+            | "max_identifier_length"
+            | "is_superuser" => {
+                return Err(Error::Exec(tessera_types::ExecError::other(
+                    "55P02",
+                    format!("parameter \"{name}\" cannot be changed"),
+                )));
+            }
+            "tessera.read_consistency" => {
+                let v = value.to_ascii_lowercase();
+                if v != "linearizable" && v != "follower" {
+                    return Err(Error::InvalidParameter(format!(
+                        "invalid value for parameter \"tessera.read_consistency\": \"{value}\" (use linearizable or follower)"
+                    )));
+                }
+                v
+            }
+            "tessera.max_staleness" => {
+                let ms = value.trim_end_matches("ms").trim();
+                if ms.parse::<u64>().is_err() {
+                    return Err(Error::InvalidParameter(format!(
+                        "invalid value for parameter \"tessera.max_staleness\": \"{value}\" (milliseconds)"
+                    )));
+                }
+                ms.to_string()
+            }
+            "statement_timeout" => {
+                let ms = value.trim_end_matches("ms").trim();
+                if ms.parse::<u64>().is_err() {
+                    return Err(Error::InvalidParameter(format!(
+                        "invalid value for parameter \"statement_timeout\": \"{value}\""
+                    )));
+                }
+                ms.to_string()
+            }
+            _ => value,
+        };
+        self.settings.insert(name.clone(), value.clone());
+        if REPORTED_SETTINGS.contains(&name.as_str()) {
+            return Ok(Some((reported_name(&name).to_string(), value)));
+        }
+        Ok(None)
+    }
+
+    /// How fresh this session's reads must be.
+    pub fn read_consistency(&self) -> tessera_types::rpc::ReadConsistency {
+        match self.setting("tessera.read_consistency") {
+            Some("follower") => tessera_types::rpc::ReadConsistency::Follower {
+                max_staleness_ms: self
+                    .setting("tessera.max_staleness")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1000),
+            },
+            _ => tessera_types::rpc::ReadConsistency::Linearizable,
+        }
+    }
+
+    pub fn show(&self, name: &str) -> Result<String> {
+        let name = name.to_ascii_lowercase();
+        match name.as_str() {
+            "transaction isolation level" => return Ok("read committed".into()),
+            "all" => return Err(Error::Unsupported("SHOW ALL is not supported yet".into())),
+            _ => {}
+        }
+        self.settings.get(&name).cloned().ok_or(Error::UnknownSetting(name))
+    }
+}

@@ -1,0 +1,210 @@
+//! Parsing SQL text and binding each statement: the entry point of the SQL layer.
+
+use sqlparser::ast;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::{Parser, ParserError};
+
+use crate::error::{Error, Result};
+use crate::sql::ddl::{bind_create_table, bind_drop};
+use crate::sql::dml::{bind_delete, bind_insert, bind_update};
+use crate::sql::expr::Ctx;
+use crate::sql::names::{ident, object_parts};
+use crate::sql::select::bind_query;
+use crate::sql::Bound;
+
+/// Turns a parser error into PostgreSQL's wording (`syntax error at or near "x"`), keeping
+/// what the parser expected as a clue.
+fn syntax_error(e: ParserError) -> Error {
+    let msg = match e {
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
+        ParserError::RecursionLimitExceeded => return Error::Syntax("statement is nested too deeply".into()),
+    };
+    let location_free = msg.split(" at Line:").next().unwrap_or(&msg).to_string();
+    if let Some((expected, found)) = location_free.split_once(", found: ") {
+        let found = found.trim();
+        let expected = expected.trim_start_matches("Expected: ");
+        if found == "EOF" {
+            return Error::Syntax(format!("syntax error at end of input (expected {expected})"));
+        }
+        return Error::Syntax(format!("syntax error at or near \"{found}\" (expected {expected})"));
+    }
+    Error::Syntax(format!("syntax error: {location_free}"))
+}
+
+/// PostgreSQL writes `... PARTITION BY ... WITH (...)`; the parser only takes the WITH first.
+fn move_with_before_partition(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    let p = lower.find("partition by")?;
+    let w = p + lower[p..].find(" with (")?;
+    let open = w + " with ".len();
+    let mut depth = 0usize;
+    let mut close = None;
+    for (i, c) in sql[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close?;
+    let with_clause = &sql[w..=close];
+    Some(format!(
+        "{}{} {}{}",
+        &sql[..p],
+        with_clause.trim_start(),
+        &sql[p..w],
+        &sql[close + 1..]
+    ))
+}
+
+/// Parses a query string into statements.
+pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
+    match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        Ok(s) => Ok(s),
+        Err(e) => match move_with_before_partition(sql)
+            .and_then(|fixed| Parser::parse_sql(&PostgreSqlDialect {}, &fixed).ok())
+        {
+            Some(s) => Ok(s),
+            None => Err(syntax_error(e)),
+        },
+    }
+}
+
+fn setting_value(values: &[ast::Expr]) -> Option<String> {
+    let parts: Vec<String> = values
+        .iter()
+        .map(|v| match v {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            ast::Expr::Identifier(id) => id.value.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    if parts.len() == 1 && parts[0].eq_ignore_ascii_case("default") {
+        return None;
+    }
+    Some(parts.join(", "))
+}
+
+/// Binds one parsed statement.
+pub fn bind(ctx: &Ctx, stmt: &ast::Statement) -> Result<Bound> {
+    use ast::Statement as S;
+    Ok(match stmt {
+        S::Query(q) => Bound::Select(bind_query(ctx, q)?),
+        S::Insert(ins) => Bound::Insert(bind_insert(ctx, ins)?),
+        S::Update(up) => Bound::Update(bind_update(ctx, up)?),
+        S::Delete(del) => Bound::Delete(bind_delete(ctx, del)?),
+        S::CreateTable(ct) => Bound::Ddl {
+            request: bind_create_table(ctx, ct)?,
+            tag: "CREATE TABLE",
+        },
+        S::Drop {
+            object_type,
+            if_exists,
+            names,
+            ..
+        } => Bound::Ddl {
+            request: bind_drop(object_type, *if_exists, names)?,
+            tag: "DROP TABLE",
+        },
+        S::StartTransaction { .. } => Bound::Begin,
+        S::Commit { .. } => Bound::Commit,
+        S::Rollback { savepoint: None, .. } => Bound::Rollback,
+        S::Rollback { savepoint: Some(_), .. } | S::Savepoint { .. } | S::ReleaseSavepoint { .. } => {
+            return Err(Error::Unsupported("savepoints are not supported yet".into()))
+        }
+        S::Set(set) => match set {
+            ast::Set::SingleAssignment { variable, values, .. } => Bound::Set {
+                name: object_parts(variable).join("."),
+                value: setting_value(values),
+            },
+            ast::Set::SetTimeZone { value, .. } => Bound::Set {
+                name: "timezone".into(),
+                value: setting_value(std::slice::from_ref(value)),
+            },
+            ast::Set::SetNames { charset_name, .. } => Bound::Set {
+                name: "client_encoding".into(),
+                value: Some(charset_name.value.clone()),
+            },
+            ast::Set::SetTransaction { .. } => Bound::NoOp {
+                tag: "SET",
+                notice: None,
+            },
+            other => return Err(Error::Unsupported(format!("{other} is not supported"))),
+        },
+        S::ShowVariable { variable } => {
+            let words: Vec<String> = variable.iter().map(ident).collect();
+            // Multi-word settings are spelled with spaces; a qualified one (`tessera.x`) comes
+            // in parts.
+            let name = match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                ["time", "zone"] => "timezone".to_string(),
+                ["transaction", "isolation", "level"] => words.join(" "),
+                _ => words.join("."),
+            };
+            Bound::Show { name }
+        }
+        S::Reset(r) => match &r.reset {
+            ast::Reset::ConfigurationParameter(name) => Bound::Set {
+                name: object_parts(name).join("."),
+                value: None,
+            },
+            ast::Reset::ALL => Bound::Set {
+                name: "all".into(),
+                value: None,
+            },
+            _ => return Err(Error::Unsupported(format!("{stmt} is not supported"))),
+        },
+        S::Explain { statement, analyze, .. } => {
+            if *analyze {
+                return Err(Error::Unsupported("EXPLAIN ANALYZE is not supported yet".into()));
+            }
+            Bound::Explain(Box::new(bind(ctx, statement)?))
+        }
+        S::Discard { .. } => Bound::NoOp {
+            tag: "DISCARD ALL",
+            notice: None,
+        },
+        S::Deallocate { .. } => Bound::NoOp {
+            tag: "DEALLOCATE",
+            notice: None,
+        },
+        S::Copy { .. } => return Err(Error::Unsupported("COPY is not supported yet".into())),
+        other => {
+            let text = other.to_string();
+            let head: Vec<&str> = text.split_whitespace().take(2).collect();
+            return Err(Error::Unsupported(format!("{} is not supported", head.join(" "))));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_clause_after_partition_by_is_accepted() {
+        let sql = "CREATE TABLE t (a int PRIMARY KEY) PARTITION BY RANGE (a) WITH (replicas = 3)";
+        let fixed = move_with_before_partition(sql).unwrap();
+        assert_eq!(
+            fixed,
+            "CREATE TABLE t (a int PRIMARY KEY) WITH (replicas = 3) PARTITION BY RANGE (a)"
+        );
+        assert!(parse(sql).is_ok());
+    }
+
+    #[test]
+    fn syntax_errors_read_like_postgres() {
+        let e = parse("SELEC 1").unwrap_err();
+        assert!(e.to_string().starts_with("syntax error at or near \"SELEC\""), "{e}");
+        let e = parse("SELECT (1").unwrap_err();
+        assert!(e.to_string().starts_with("syntax error at end of input"), "{e}");
+    }
+}

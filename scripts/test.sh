@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Runs Tessera's whole test suite: the one verification gate, the same locally and in CI
+# (.ci/run calls this script).
+#
+#   1. installs what the tests need when it is missing: Debian packages (psql, the real
+#      PostgreSQL server the differential tests compare against, kill, setpriv, python3 with
+#      venv), a virtualenv with psycopg 3 under the target directory for the Python driver
+#      test (exported as TESSERA_PYTHON), and the rustfmt and clippy components;
+#   2. cargo fmt --check, then clippy with warnings as errors;
+#   3. builds the release binary the end-to-end tests start (exported as TESSERA_BIN);
+#   4. runs every test of the workspace in release mode (cargo-nextest if installed).
+#
+# Exits non-zero at the first failure. Needs a Rust toolchain; installing packages needs root
+# or sudo.
+
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+section() {
+    printf '\n==> %s\n' "$*"
+}
+
+fail() {
+    printf 'scripts/test.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+# Runs a command as root: directly when we are root, through sudo otherwise.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        fail "need root (or sudo) to run: $*"
+    fi
+}
+
+# True when DIR holds PostgreSQL's server programs.
+is_pg_bin_dir() {
+    [ -n "$1" ] && [ -x "$1/initdb" ] && [ -x "$1/postgres" ] && [ -x "$1/pg_ctl" ]
+}
+
+# Prints the directory with initdb, postgres and pg_ctl, or nothing.
+find_pg_bin_dir() {
+    local dir
+    if [ -n "${PG_BIN_DIR:-}" ] && is_pg_bin_dir "$PG_BIN_DIR"; then
+        echo "$PG_BIN_DIR"
+        return
+    fi
+    if command -v pg_config >/dev/null 2>&1; then
+        dir="$(pg_config --bindir 2>/dev/null || true)"
+        if is_pg_bin_dir "$dir"; then
+            echo "$dir"
+            return
+        fi
+    fi
+    # Debian's layout, newest version first.
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -V -r); do
+        if is_pg_bin_dir "$dir"; then
+            echo "$dir"
+            return
+        fi
+    done
+    if command -v initdb >/dev/null 2>&1; then
+        dir="$(dirname "$(command -v initdb)")"
+        if is_pg_bin_dir "$dir"; then
+            echo "$dir"
+        fi
+    fi
+}
+
+section "Test dependencies"
+# What the tests run besides cargo: psql, PostgreSQL's server programs, `kill` (procps) to send
+# signals, and `setpriv` (util-linux; its own package from Debian 13) to run PostgreSQL as an
+# unprivileged user and to tie child processes to the test that started them.
+packages=()
+command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
+[ -n "$(find_pg_bin_dir)" ] || packages+=(postgresql)
+type -P kill >/dev/null 2>&1 || packages+=(procps)
+type -P setpriv >/dev/null 2>&1 || packages+=(setpriv)
+# Python 3 with venv (and ensurepip, which Debian ships apart) for the psycopg driver test.
+if ! command -v python3 >/dev/null 2>&1; then
+    packages+=(python3 python3-venv)
+elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    packages+=(python3-venv)
+fi
+if [ "${#packages[@]}" -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 ||
+        fail "missing ${packages[*]} and there is no apt-get to install them; install them and rerun"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    # Before Debian 13, setpriv is part of util-linux.
+    if [[ " ${packages[*]} " == *" setpriv "* ]] && ! apt-cache show setpriv >/dev/null 2>&1; then
+        packages=("${packages[@]/#setpriv/util-linux}")
+    fi
+    echo "installing: ${packages[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
+fi
+command -v psql >/dev/null 2>&1 || fail "psql is still missing after installing postgresql-client"
+PG_BIN_DIR="$(find_pg_bin_dir)"
+[ -n "$PG_BIN_DIR" ] || fail "no directory with initdb, postgres and pg_ctl found after installing postgresql"
+export PG_BIN_DIR
+echo "psql:       $(command -v psql)"
+echo "PG_BIN_DIR: $PG_BIN_DIR"
+
+target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+target_dir="${target_dir:-$PWD/target}"
+
+# psycopg 3 for tests/tests/driver_psycopg.rs, in a virtualenv of its own under the target
+# directory (the system's Python is left alone), made once and reused while it imports psycopg.
+python_venv="$target_dir/python-venv"
+if ! "$python_venv/bin/python" -c 'import psycopg' >/dev/null 2>&1; then
+    echo "creating $python_venv with psycopg 3"
+    python3 -m venv --clear "$python_venv"
+    "$python_venv/bin/python" -m pip install --quiet --disable-pip-version-check 'psycopg[binary]>=3.1,<4'
+fi
+psycopg_version="$("$python_venv/bin/python" -c 'import psycopg; print(psycopg.__version__)')" ||
+    fail "psycopg does not import in $python_venv after installing it"
+TESSERA_PYTHON="$python_venv/bin/python"
+export TESSERA_PYTHON
+echo "TESSERA_PYTHON: $TESSERA_PYTHON (psycopg $psycopg_version)"
+
+# rustup component NAME provides `cargo SUBCOMMAND`.
+for pair in rustfmt:fmt clippy:clippy; do
+    component="${pair%%:*}" subcommand="${pair##*:}"
+    if ! cargo "$subcommand" --version >/dev/null 2>&1; then
+        command -v rustup >/dev/null 2>&1 || fail "cargo $subcommand is missing and there is no rustup to add $component"
+        echo "adding the $component component"
+        rustup component add "$component"
+    fi
+done
+cargo --version
+
+section "Format (cargo fmt --all --check)"
+cargo fmt --all --check
+
+section "Lints (cargo clippy --workspace --all-targets -- -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+section "Release binary (cargo build --release -p tessera)"
+cargo build --release -p tessera
+TESSERA_BIN="$target_dir/release/tessera"
+[ -x "$TESSERA_BIN" ] || fail "the release binary is not at $TESSERA_BIN"
+export TESSERA_BIN
+echo "TESSERA_BIN: $TESSERA_BIN"
+
+if cargo nextest --version >/dev/null 2>&1; then
+    section "Tests (cargo nextest run --workspace --release)"
+    cargo nextest run --workspace --release
+    section "Doc tests (cargo test --workspace --release --doc)"
+    cargo test --workspace --release --doc
+else
+    section "Tests (cargo test --workspace --release)"
+    cargo test --workspace --release
+fi
+
+section "All checks passed"

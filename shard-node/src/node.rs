@@ -1,0 +1,416 @@
+//! A shard node: the process that hosts replicas. It registers with the catalog, heartbeats,
+//! follows the cluster map (for peer addresses), creates and drops replicas when the catalog
+//! asks, and reopens its replicas from its data directory after a restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tessera_types::rpc::{call_any, Request, Response, RpcError, RpcPool};
+use tessera_types::schema::{NodeId, ReplicaId, ShardId};
+use tessera_wal::{SyncMode, Wal};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::NodeConfig;
+use crate::raft::{raft_config, Peers, Raft, ReplicaNode, ShardNetwork, ShardRaft};
+use crate::replica::Replica;
+use crate::store::{StateMachine, Store};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReplicaEntry {
+    shard: ShardId,
+    replica: ReplicaId,
+    epoch: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct NodeFile {
+    node_id: Option<NodeId>,
+}
+
+pub struct Node {
+    pub id: NodeId,
+    pub addr: String,
+    pub config: NodeConfig,
+    pub wal: Wal<ShardRaft>,
+    pub peers: Arc<Peers>,
+    replicas: RwLock<HashMap<ShardId, Arc<Replica>>>,
+    /// Serializes replica creation and deletion (and the manifest file).
+    admin: tokio::sync::Mutex<()>,
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Wal(#[from] tessera_wal::WalError),
+    #[error("cannot register with the catalog at {addrs}: {source}")]
+    Register { addrs: String, source: RpcError },
+    #[error("cannot open replica of shard {shard}: {message}")]
+    Replica { shard: ShardId, message: String },
+}
+
+impl Node {
+    /// Registers with the catalog and reopens the replicas in the data directory.
+    pub async fn open(config: NodeConfig, addr: String, pool: Arc<RpcPool>) -> Result<Arc<Node>, NodeError> {
+        let dir = config.data_dir.clone();
+        let io = |source| NodeError::DataDir {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir.join("replicas")).map_err(io)?;
+        let node_file = dir.join("node.json");
+        let known: NodeFile = std::fs::read(&node_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let id = match call_any(
+            &pool,
+            &config.catalog,
+            Request::RegisterNode {
+                node: known.node_id,
+                addr: addr.clone(),
+            },
+        )
+        .await
+        {
+            Ok(Response::NodeRegistered { node }) => node,
+            Ok(other) => {
+                return Err(NodeError::Register {
+                    addrs: config.catalog.join(","),
+                    source: RpcError::Internal(format!("unexpected reply {other:?}")),
+                })
+            }
+            Err(source) => {
+                return Err(NodeError::Register {
+                    addrs: config.catalog.join(","),
+                    source,
+                })
+            }
+        };
+        if known.node_id != Some(id) {
+            let bytes = serde_json::to_vec(&NodeFile { node_id: Some(id) }).unwrap_or_default();
+            write_atomically(&node_file, &bytes).map_err(io)?;
+        }
+        let sync = if config.unsafe_skip_fsync {
+            SyncMode::Unsafe
+        } else {
+            SyncMode::Durable
+        };
+        let wal = Wal::open(&dir.join("wal"), sync)?;
+        let peers = Arc::new(Peers {
+            pool,
+            addrs: RwLock::new(HashMap::new()),
+        });
+        let node = Arc::new(Node {
+            id,
+            addr,
+            config,
+            wal,
+            peers,
+            replicas: RwLock::new(HashMap::new()),
+            admin: tokio::sync::Mutex::new(()),
+        });
+        for entry in node.read_manifest() {
+            node.open_replica(entry.shard, entry.replica, entry.epoch).await?;
+        }
+        info!(node = id, addr = %node.addr, replicas = node.replica_count(), "shard node ready");
+        Ok(node)
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        self.config.data_dir.join("replicas.json")
+    }
+
+    fn read_manifest(&self) -> Vec<ReplicaEntry> {
+        std::fs::read(self.manifest_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn write_manifest(&self) -> std::io::Result<()> {
+        let mut entries: Vec<ReplicaEntry> = self
+            .replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|r| ReplicaEntry {
+                shard: r.shard,
+                replica: r.id,
+                epoch: r.epoch.load(std::sync::atomic::Ordering::Relaxed),
+            })
+            .collect();
+        entries.sort_by_key(|e| e.shard);
+        write_atomically(
+            &self.manifest_path(),
+            &serde_json::to_vec_pretty(&entries).unwrap_or_default(),
+        )
+    }
+
+    fn store_path(&self, shard: ShardId, replica: ReplicaId) -> PathBuf {
+        self.config
+            .data_dir
+            .join("replicas")
+            .join(format!("shard-{shard}-replica-{replica}.redb"))
+    }
+
+    async fn open_replica(&self, shard: ShardId, replica: ReplicaId, epoch: u64) -> Result<Arc<Replica>, NodeError> {
+        let err = |message: String| NodeError::Replica { shard, message };
+        let store = Store::open(&self.store_path(shard, replica)).map_err(|e| err(e.to_string()))?;
+        let sm = StateMachine::new(store.clone(), replica);
+        let network = ShardNetwork {
+            shard,
+            peers: self.peers.clone(),
+        };
+        let raft = Raft::new(replica, raft_config(), network, self.wal.group(shard), sm)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let r = Arc::new(Replica::new(
+            shard,
+            replica,
+            raft,
+            store,
+            self.peers.clone(),
+            epoch,
+            self.config.unsafe_ack_before_commit,
+        ));
+        self.replicas
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(shard, r.clone());
+        Ok(r)
+    }
+
+    pub fn replica(&self, shard: ShardId) -> Option<Arc<Replica>> {
+        self.replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&shard)
+            .cloned()
+    }
+
+    /// Every replica this node hosts.
+    pub fn all_replicas(&self) -> Vec<Arc<Replica>> {
+        self.replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn replica_count(&self) -> usize {
+        self.replicas.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Creates a replica as a member of a group (idempotent). The lowest-numbered member
+    /// initializes the group; a single-member group is ready (its own primary) on return.
+    pub async fn create_replica(
+        &self,
+        shard: ShardId,
+        replica: ReplicaId,
+        members: Vec<(ReplicaId, NodeId)>,
+        epoch: u64,
+    ) -> Result<(), RpcError> {
+        let _guard = self.admin.lock().await;
+        if let Some(existing) = self.replica(shard) {
+            if existing.id == replica {
+                return Ok(());
+            }
+            return Err(RpcError::Internal(format!(
+                "node {} already holds replica {} of shard {shard}, not {replica}",
+                self.id, existing.id
+            )));
+        }
+        // A replica created anew must not inherit log state from an earlier one of the shard.
+        if self.wal.groups().contains(&shard) {
+            self.wal.drop_group(shard).await.map_err(RpcError::internal)?;
+        }
+        let r = self
+            .open_replica(shard, replica, epoch)
+            .await
+            .map_err(RpcError::internal)?;
+        let first = members.iter().map(|(id, _)| *id).min();
+        if first == Some(replica) && !r.raft.is_initialized().await.map_err(RpcError::internal)? {
+            let nodes: BTreeMap<ReplicaId, ReplicaNode> = members
+                .iter()
+                .map(|(id, node)| (*id, ReplicaNode { node: *node }))
+                .collect();
+            r.raft.initialize(nodes).await.map_err(RpcError::internal)?;
+        }
+        if members.len() == 1 {
+            // Ready once it leads with a committed vote: then writes are accepted at once.
+            r.raft
+                .wait(Some(Duration::from_secs(10)))
+                .current_leader(replica, "new single-replica group elects itself")
+                .await
+                .map_err(RpcError::internal)?;
+        }
+        self.write_manifest().map_err(RpcError::internal)?;
+        info!(node = self.id, shard, replica, "replica created");
+        Ok(())
+    }
+
+    /// Deletes a replica and its data (idempotent).
+    pub async fn drop_replica(&self, shard: ShardId, replica: ReplicaId) -> Result<(), RpcError> {
+        let _guard = self.admin.lock().await;
+        let Some(r) = self.replica(shard) else { return Ok(()) };
+        if r.id != replica {
+            return Ok(());
+        }
+        self.replicas.write().unwrap_or_else(|p| p.into_inner()).remove(&shard);
+        if let Err(e) = r.raft.shutdown().await {
+            warn!(shard, replica, error = %e, "raft shutdown failed");
+        }
+        self.write_manifest().map_err(RpcError::internal)?;
+        self.wal.drop_group(shard).await.map_err(RpcError::internal)?;
+        let path = r.store.path.clone();
+        drop(r);
+        // The store file is closed once the last reference (an in-flight scan) goes away.
+        if let Err(e) = std::fs::remove_file(&path) {
+            warn!(path = %path.display(), error = %e, "cannot delete a dropped replica's store");
+        }
+        info!(node = self.id, shard, replica, "replica dropped");
+        Ok(())
+    }
+
+    /// The replication state of every replica here.
+    pub async fn status(&self) -> Vec<tessera_types::rpc::ReplicaStatus> {
+        let replicas = self.all_replicas();
+        let mut out = Vec::with_capacity(replicas.len());
+        for r in replicas {
+            let m = r.raft.metrics().borrow().clone();
+            let commit_index = r
+                .raft
+                .with_raft_state(|st| st.committed.map(|c| c.index))
+                .await
+                .ok()
+                .flatten();
+            let role = match m.state {
+                openraft::ServerState::Leader => "leader",
+                openraft::ServerState::Follower => "follower",
+                openraft::ServerState::Candidate => "candidate",
+                openraft::ServerState::Learner => "learner",
+                openraft::ServerState::Shutdown => "stopped",
+            };
+            out.push(tessera_types::rpc::ReplicaStatus {
+                shard: r.shard,
+                replica: r.id,
+                role: role.to_string(),
+                term: m.current_term,
+                last_log_index: m.last_log_index,
+                commit_index,
+                applied_index: m.last_applied.map(|l| l.index),
+                leader: m.current_leader,
+            });
+        }
+        out.sort_by_key(|s| s.shard);
+        out
+    }
+
+    /// A checksum of every replica's rows.
+    pub async fn checksums(&self) -> Result<Vec<tessera_types::rpc::ReplicaChecksum>, RpcError> {
+        let replicas = self.all_replicas();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(replicas.len());
+            for r in replicas {
+                let (applied_index, rows, checksum) = r.store.checksum().map_err(RpcError::internal)?;
+                out.push(tessera_types::rpc::ReplicaChecksum {
+                    shard: r.shard,
+                    replica: r.id,
+                    applied_index,
+                    rows,
+                    checksum,
+                });
+            }
+            out.sort_by_key(|c| c.shard);
+            Ok(out)
+        })
+        .await
+        .map_err(RpcError::internal)?
+    }
+
+    /// Stops every replica's Raft group and the log writer.
+    pub async fn shutdown(&self) {
+        let replicas = self.all_replicas();
+        for r in replicas {
+            let _ = r.raft.shutdown().await;
+        }
+        self.wal.shutdown();
+    }
+
+    pub fn connection_closed(&self, conn: tessera_types::rpc::ConnId) {
+        for r in self.replicas.read().unwrap_or_else(|p| p.into_inner()).values() {
+            r.txns.drop_connection(conn);
+        }
+    }
+
+    /// Heartbeats to the catalog and follows the cluster map until `stop` fires.
+    pub async fn run_background(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let hb = {
+            let node = self.clone();
+            let mut stop = stop.clone();
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(node.config.heartbeat_ms));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.changed() => return,
+                    }
+                    let req = Request::Heartbeat { node: node.id };
+                    if let Err(e) = call_any(&node.peers.pool, &node.config.catalog, req).await {
+                        warn!(node = node.id, error = %e, "heartbeat to the catalog failed");
+                    }
+                }
+            }
+        };
+        let watch_map = async {
+            let mut version = 0;
+            loop {
+                let req = Request::GetMap {
+                    newer_than: version,
+                    wait_ms: 10_000,
+                };
+                let reply = tokio::select! {
+                    r = call_any(&self.peers.pool, &self.config.catalog, req) => r,
+                    _ = stop.changed() => return,
+                };
+                match reply {
+                    Ok(Response::Map(map)) => {
+                        version = map.version;
+                        let addrs = map.nodes.values().map(|n| (n.id, n.addr.clone())).collect();
+                        *self.peers.addrs.write().unwrap_or_else(|p| p.into_inner()) = addrs;
+                    }
+                    Ok(_) | Err(_) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            _ = stop.changed() => return,
+                        }
+                    }
+                }
+            }
+        };
+        tokio::join!(hb, watch_map);
+    }
+}

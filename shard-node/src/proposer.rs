@@ -1,0 +1,132 @@
+//! Group commit at the Raft level: the write sets proposed to a shard while earlier ones are in
+//! flight travel together as one log entry.
+//!
+//! openraft appends one entry at a time per group and waits for each append's fsync before
+//! taking the next, on the primary and on every follower. Proposed one by one, concurrent
+//! writes to a shard would each wait for their own flushes; gathered into one entry they share
+//! one append, one fsync on every replica, one replication round and one apply transaction.
+//!
+//! A proposal joins a queue. Up to `IN_FLIGHT` drivers, each a task of its own, take whatever
+//! is queued (at most `MAX_SETS` write sets) and propose it as one entry, then take the next lot
+//! until the queue is empty. Drivers are tasks rather than the proposing requests themselves,
+//! so a request cancelled by its client never strands the proposals it carried.
+
+use std::sync::{Arc, Mutex};
+
+use openraft::error::{ClientWriteError, RaftError};
+use tessera_types::rpc::RpcError;
+use tessera_types::schema::{ReplicaId, ShardId};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::raft::{ApplyOutcome, Raft, WriteBatch, WriteSet};
+
+/// Entries of one shard being proposed at once: enough to keep the primary's log busy while an
+/// earlier entry replicates and applies.
+const IN_FLIGHT: usize = 2;
+
+/// Most write sets in one entry, to bound the entry's size.
+const MAX_SETS: usize = 512;
+
+type Reply = oneshot::Sender<Result<ApplyOutcome, RpcError>>;
+
+pub struct Proposer {
+    shard: ShardId,
+    replica: ReplicaId,
+    raft: Raft,
+    queue: Arc<Mutex<Vec<(WriteSet, Reply)>>>,
+    drivers: Arc<Semaphore>,
+}
+
+impl Proposer {
+    pub fn new(shard: ShardId, replica: ReplicaId, raft: Raft) -> Arc<Proposer> {
+        Arc::new(Proposer {
+            shard,
+            replica,
+            raft,
+            queue: Arc::new(Mutex::new(Vec::new())),
+            drivers: Arc::new(Semaphore::new(IN_FLIGHT)),
+        })
+    }
+
+    /// Proposes a write set and waits until its entry is committed and applied here.
+    pub async fn propose(self: &Arc<Self>, ws: WriteSet) -> Result<ApplyOutcome, RpcError> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().push((ws, tx));
+        self.start_driver();
+        rx.await.unwrap_or_else(|_| {
+            Err(RpcError::OutcomeUnknown(format!(
+                "replica {} stopped while proposing a write",
+                self.replica
+            )))
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(WriteSet, Reply)>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a driver if anything is queued and fewer than `IN_FLIGHT` are running. A driver
+    /// calls this after giving up its slot, so a proposal queued while every slot was taken
+    /// is always picked up.
+    fn start_driver(self: &Arc<Self>) {
+        if self.lock().is_empty() {
+            return;
+        }
+        let Ok(slot) = self.drivers.clone().try_acquire_owned() else {
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move { this.drive(slot).await });
+    }
+
+    async fn drive(self: Arc<Self>, slot: OwnedSemaphorePermit) {
+        loop {
+            let lot: Vec<(WriteSet, Reply)> = {
+                let mut queue = self.lock();
+                let n = queue.len().min(MAX_SETS);
+                queue.drain(..n).collect()
+            };
+            if lot.is_empty() {
+                break;
+            }
+            let (sets, replies): (Vec<WriteSet>, Vec<Reply>) = lot.into_iter().unzip();
+            let n = sets.len();
+            match self.raft.client_write(WriteBatch { sets }).await {
+                Ok(resp) if resp.data.len() == n => {
+                    for (reply, outcome) in replies.into_iter().zip(resp.data) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Ok(resp) => {
+                    let e = RpcError::Internal(format!(
+                        "an entry of {n} write sets applied with {} outcomes",
+                        resp.data.len()
+                    ));
+                    reply_all(replies, &e);
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    // The entry may still commit under the next primary: the router retries each
+                    // request under its id, which answers with the first outcome if it did.
+                    let e = RpcError::NotLeader {
+                        shard: self.shard,
+                        leader: f.leader_node.map(|n| n.node),
+                    };
+                    reply_all(replies, &e);
+                }
+                Err(RaftError::APIError(e)) => reply_all(replies, &RpcError::internal(e)),
+                Err(RaftError::Fatal(e)) => reply_all(
+                    replies,
+                    &RpcError::OutcomeUnknown(format!("replica {} stopped: {e}", self.replica)),
+                ),
+            }
+        }
+        drop(slot);
+        self.start_driver();
+    }
+}
+
+fn reply_all(replies: Vec<Reply>, e: &RpcError) {
+    for reply in replies {
+        let _ = reply.send(Err(e.clone()));
+    }
+}

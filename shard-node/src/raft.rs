@@ -1,0 +1,233 @@
+//! How a shard's replicas replicate: the openraft type configuration (what a log entry
+//! carries), the Raft timing, and the network that carries Raft messages between nodes over the
+//! shared RPC connections, tagged with the shard they belong to.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use tessera_types::fragment::WriteOutcome;
+use tessera_types::rpc::{RaftKind, Request, RequestId, Response, RpcError, RpcPool};
+use tessera_types::schema::{NodeId, ReplicaId, ShardId};
+use tessera_types::Row;
+
+/// A statement's or transaction's row writes, which commit together, each conditioned on the
+/// version of the row it replaces (optimistic concurrency: a write computed from a row that
+/// changed in between is refused as a whole). `outcome` is what the statement reports; it is
+/// remembered with the request id, so a retried request gets the same answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteSet {
+    pub request_id: RequestId,
+    pub writes: Vec<KeyWrite>,
+    pub outcome: WriteOutcome,
+}
+
+/// A shard's log entry: the write sets proposed together (see `proposer`). Each is checked and
+/// applied on its own, in order, so one that conflicts leaves the others unaffected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteBatch {
+    pub sets: Vec<WriteSet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyWrite {
+    pub key: Vec<u8>,
+    /// The version the row had when the write was computed; `None` when it did not exist.
+    pub expected: Option<u64>,
+    /// The new row; `None` deletes it.
+    pub row: Option<Row>,
+}
+
+/// What applying a write set did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApplyOutcome {
+    Applied,
+    /// A row changed since the write set was computed; nothing was written (and nothing is
+    /// remembered: the request may be computed again and retried under the same id).
+    Conflict,
+    /// This request id was applied before; nothing was written this time. The first outcome
+    /// is in the store (`Store::request_outcome`).
+    Duplicate,
+}
+
+/// A group member as Raft records it: the node that hosts the replica. Addresses are looked up
+/// in the current cluster map when a message is sent, so a node may change address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaNode {
+    pub node: NodeId,
+}
+
+openraft::declare_raft_types!(
+    pub ShardRaft:
+        D = WriteBatch,
+        R = Vec<ApplyOutcome>,
+        NodeId = ReplicaId,
+        Node = ReplicaNode,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+pub type Raft = openraft::Raft<ShardRaft>;
+pub type LogId = openraft::LogId<ReplicaId>;
+pub type StoredMembership = openraft::StoredMembership<ReplicaId, ReplicaNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<ReplicaId, ReplicaNode>;
+pub type StorageError = openraft::StorageError<ReplicaId>;
+
+/// Raft timing for shard groups. Heartbeats every 100 ms; a follower that hears nothing for
+/// 300–600 ms starts an election, so a dead primary is replaced within about a second. The
+/// read lease (`replica::LEADER_LEASE`) must stay below the minimum.
+pub fn raft_config() -> Arc<openraft::Config> {
+    let config = openraft::Config {
+        cluster_name: "tessera-shard".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
+        install_snapshot_timeout: 5_000,
+        max_payload_entries: 512,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
+        max_in_snapshot_log_to_keep: 500,
+        purge_batch_size: 256,
+        ..Default::default()
+    };
+    Arc::new(
+        config
+            .validate()
+            .unwrap_or_else(|e| panic!("built-in Raft configuration is invalid: {e}")),
+    )
+}
+
+/// Creates network clients for one shard's group.
+pub struct ShardNetwork {
+    pub shard: ShardId,
+    pub peers: Arc<Peers>,
+}
+
+/// Where other nodes are: the RPC pool and the latest cluster map's node addresses.
+pub struct Peers {
+    pub pool: Arc<RpcPool>,
+    pub addrs: std::sync::RwLock<std::collections::HashMap<NodeId, String>>,
+}
+
+impl Peers {
+    pub fn addr(&self, node: NodeId) -> Option<String> {
+        self.addrs.read().unwrap_or_else(|p| p.into_inner()).get(&node).cloned()
+    }
+}
+
+pub struct ShardPeer {
+    shard: ShardId,
+    target: ReplicaId,
+    node: NodeId,
+    peers: Arc<Peers>,
+}
+
+impl RaftNetworkFactory<ShardRaft> for ShardNetwork {
+    type Network = ShardPeer;
+
+    async fn new_client(&mut self, target: ReplicaId, node: &ReplicaNode) -> ShardPeer {
+        ShardPeer {
+            shard: self.shard,
+            target,
+            node: node.node,
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+impl ShardPeer {
+    async fn send<Req: Serialize, Resp: for<'de> Deserialize<'de>, E>(
+        &self,
+        kind: RaftKind,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<ReplicaId, ReplicaNode, RaftError<ReplicaId, E>>>
+    where
+        E: std::error::Error + for<'de> Deserialize<'de>,
+    {
+        let payload = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let Some(addr) = self.peers.addr(self.node) else {
+            let e = std::io::Error::other(format!("node {} has no known address", self.node));
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        };
+        let request = Request::Raft {
+            shard: self.shard,
+            to: self.target,
+            kind,
+            payload,
+        };
+        let reply = self
+            .peers
+            .pool
+            .client(&addr)
+            .call_timeout(request, option.hard_ttl())
+            .await;
+        let bytes = match reply {
+            Ok(Response::Raft(bytes)) => bytes,
+            Ok(other) => {
+                let e = std::io::Error::other(format!("unexpected reply to a Raft message: {other:?}"));
+                return Err(RPCError::Network(NetworkError::new(&e)));
+            }
+            Err(e @ (RpcError::Unavailable { .. } | RpcError::UnknownShard { .. })) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+        };
+        let result: Result<Resp, RaftError<ReplicaId, E>> =
+            bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<ShardRaft> for ShardPeer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<ShardRaft>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<ReplicaId>, RPCError<ReplicaId, ReplicaNode, RaftError<ReplicaId>>> {
+        self.send(RaftKind::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<ShardRaft>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<ReplicaId>,
+        RPCError<ReplicaId, ReplicaNode, RaftError<ReplicaId, InstallSnapshotError>>,
+    > {
+        self.send(RaftKind::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<ReplicaId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<ReplicaId>, RPCError<ReplicaId, ReplicaNode, RaftError<ReplicaId>>> {
+        self.send(RaftKind::Vote, &rpc, &option).await
+    }
+}
+
+/// Serves an incoming Raft message for `raft`, returning the serialized result.
+pub async fn handle_raft_message(raft: &Raft, kind: RaftKind, payload: &[u8]) -> Result<Vec<u8>, RpcError> {
+    let bad = |e: bincode::Error| RpcError::Internal(format!("undecodable Raft message: {e}"));
+    let encoded = match kind {
+        RaftKind::AppendEntries => {
+            let req: AppendEntriesRequest<ShardRaft> = bincode::deserialize(payload).map_err(bad)?;
+            bincode::serialize(&raft.append_entries(req).await)
+        }
+        RaftKind::Vote => {
+            let req: VoteRequest<ReplicaId> = bincode::deserialize(payload).map_err(bad)?;
+            bincode::serialize(&raft.vote(req).await)
+        }
+        RaftKind::InstallSnapshot => {
+            let req: InstallSnapshotRequest<ShardRaft> = bincode::deserialize(payload).map_err(bad)?;
+            bincode::serialize(&raft.install_snapshot(req).await)
+        }
+    };
+    encoded.map_err(|e| RpcError::Internal(format!("cannot encode a Raft reply: {e}")))
+}

@@ -1,0 +1,443 @@
+//! One replica of one shard: its Raft group member, its store and its open transactions, and
+//! the operations the router asks of it (scan, write, commit, rollback).
+//!
+//! Reads are linearizable by default on any replica: the primary confirms it still leads (a
+//! heartbeat round to a majority); a follower asks the primary for its commit point (the read
+//! index) and waits until it has applied that far. A session may instead accept follower
+//! reads that are at most `max_staleness` behind.
+//!
+//! Writes run on the primary only. A write's statement outcome is remembered with its request
+//! id when it applies, so a request retried after a failover gets the first answer and is
+//! applied at most once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use tessera_types::fragment::{ScanFragment, TableLayout, WriteFragment, WriteOutcome};
+use tessera_types::rpc::{ConnId, ReadConsistency, Request, RequestId, Response, RpcError, TxnId, TxnScope};
+use tessera_types::schema::{NodeId, ReplicaId, ShardId};
+use tessera_types::ExecError;
+use tokio::sync::mpsc;
+
+use crate::exec::{Batch, ScanError};
+use crate::proposer::Proposer;
+use crate::raft::{ApplyOutcome, KeyWrite, Peers, Raft, WriteBatch, WriteSet};
+use crate::store::Store;
+use crate::txn::{merged_range, Overlay, TxnRegistry};
+use crate::write::{compute, merge_into};
+use tessera_types::scan::run_scan;
+
+/// How often an autocommit write is recomputed when a concurrent write changed its rows.
+const CONFLICT_RETRIES: usize = 50;
+
+/// How long a read waits for this replica to catch up with the read index.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a confirmed leadership serves reads without a new heartbeat round: well under the
+/// minimum election timeout (`raft::raft_config`), leaving room for clock drift.
+const LEADER_LEASE: Duration = Duration::from_millis(150);
+
+pub struct Replica {
+    pub shard: ShardId,
+    pub id: ReplicaId,
+    pub raft: Raft,
+    proposer: Arc<Proposer>,
+    pub store: Arc<Store>,
+    pub txns: TxnRegistry,
+    pub peers: Arc<Peers>,
+    /// Placement epoch this replica was created or last confirmed at.
+    pub epoch: AtomicU64,
+    /// Test-only negative control: acknowledge writes before they are committed.
+    pub ack_before_commit: bool,
+    /// When the primary was last heard from, in milliseconds since `started`.
+    last_leader_contact: AtomicU64,
+    /// The term and start time of the last heartbeat round that confirmed this replica leads.
+    lease: std::sync::Mutex<Option<(u64, Instant)>>,
+    /// Serializes confirmation rounds, so concurrent reads share one.
+    confirming: tokio::sync::Mutex<()>,
+    started: Instant,
+}
+
+fn scan_error(e: ScanError) -> RpcError {
+    match e {
+        ScanError::Exec(e) => RpcError::Exec(e),
+        ScanError::Store(e) => RpcError::Internal(e.to_string()),
+    }
+}
+
+impl Replica {
+    pub fn new(
+        shard: ShardId,
+        id: ReplicaId,
+        raft: Raft,
+        store: Arc<Store>,
+        peers: Arc<Peers>,
+        epoch: u64,
+        ack_before_commit: bool,
+    ) -> Replica {
+        Replica {
+            shard,
+            id,
+            proposer: Proposer::new(shard, id, raft.clone()),
+            raft,
+            store,
+            txns: TxnRegistry::default(),
+            peers,
+            epoch: AtomicU64::new(epoch),
+            ack_before_commit,
+            last_leader_contact: AtomicU64::new(u64::MAX),
+            lease: std::sync::Mutex::new(None),
+            confirming: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
+        }
+    }
+
+    /// Records that the primary just sent this replica log entries or a heartbeat.
+    pub fn leader_contact(&self) {
+        self.last_leader_contact
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// How long ago the primary was last heard from (`None`: never, since start).
+    fn since_leader_contact(&self) -> Option<Duration> {
+        match self.last_leader_contact.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            ms => Some(self.started.elapsed().saturating_sub(Duration::from_millis(ms))),
+        }
+    }
+
+    fn leader_node(&self) -> Option<NodeId> {
+        let m = self.raft.metrics().borrow().clone();
+        m.current_leader
+            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.node))
+    }
+
+    fn not_leader(&self) -> RpcError {
+        RpcError::NotLeader {
+            shard: self.shard,
+            leader: self.leader_node(),
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Fails unless this replica is its group's primary; the error names the primary's node.
+    pub fn ensure_leader(&self) -> Result<(), RpcError> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(self.not_leader())
+        }
+    }
+
+    /// On the primary: the commit point a linearizable read must see (the read index), after
+    /// making sure this replica still leads.
+    ///
+    /// Leadership is confirmed by a heartbeat round to a majority, and that confirmation is a
+    /// lease: no other primary can be elected before the followers' election timeout has run
+    /// from the moment the round was sent, so for `LEADER_LEASE` (well under the minimum
+    /// election timeout) reads need no new round. Concurrent reads share one round. Every write
+    /// this primary acknowledged is already applied here, and on a new primary the first
+    /// confirmation waits until everything its predecessors committed is applied.
+    pub async fn read_index(&self) -> Result<u64, RpcError> {
+        self.ensure_leader()?;
+        let term = self.raft.metrics().borrow().current_term;
+        let fresh =
+            |lease: &Option<(u64, Instant)>| lease.is_some_and(|(t, at)| t == term && at.elapsed() < LEADER_LEASE);
+        if !fresh(&self.lease.lock().unwrap_or_else(|p| p.into_inner())) {
+            let _one_round = self.confirming.lock().await;
+            if !fresh(&self.lease.lock().unwrap_or_else(|p| p.into_inner())) {
+                let sent = Instant::now();
+                if let Err(e) = self.raft.ensure_linearizable().await {
+                    let leader = e
+                        .forward_to_leader()
+                        .and_then(|f| f.leader_node.as_ref().map(|n| n.node));
+                    return Err(RpcError::NotLeader {
+                        shard: self.shard,
+                        leader,
+                    });
+                }
+                *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some((term, sent));
+            }
+        }
+        self.ensure_leader()?;
+        let committed = self
+            .raft
+            .with_raft_state(|st| st.committed.map(|c| c.index))
+            .await
+            .map_err(RpcError::internal)?;
+        Ok(committed.unwrap_or(0))
+    }
+
+    /// Waits until this replica can serve a read at the required consistency.
+    pub async fn read_barrier(&self, consistency: ReadConsistency) -> Result<(), RpcError> {
+        if self.is_leader() {
+            return match consistency {
+                ReadConsistency::Linearizable => self.read_index().await.map(|_| ()),
+                ReadConsistency::Follower { .. } => Ok(()),
+            };
+        }
+        if let ReadConsistency::Follower { max_staleness_ms } = consistency {
+            if self
+                .since_leader_contact()
+                .is_some_and(|d| d <= Duration::from_millis(max_staleness_ms))
+            {
+                return Ok(());
+            }
+        }
+        // A follower: ask the primary for its read index, then catch up to it.
+        let leader = self.leader_node().ok_or_else(|| self.not_leader())?;
+        let addr = self.peers.addr(leader).ok_or_else(|| self.not_leader())?;
+        let reply = self
+            .peers
+            .pool
+            .client(&addr)
+            .call_timeout(Request::ReadIndex { shard: self.shard }, CATCH_UP_WAIT)
+            .await
+            .map_err(|e| {
+                tracing::debug!(shard = self.shard, replica = self.id, leader, error = %e, "read index request failed");
+                self.not_leader()
+            })?;
+        let Response::ReadIndex(index) = reply else {
+            return Err(RpcError::Internal(format!("unexpected read index reply {reply:?}")));
+        };
+        self.raft
+            .wait(Some(CATCH_UP_WAIT))
+            .applied_index_at_least(Some(index), "follower catches up to the read index")
+            .await
+            .map_err(|_| RpcError::Timeout(CATCH_UP_WAIT.as_millis() as u64))?;
+        Ok(())
+    }
+
+    /// Runs a scan, sending output batches to `tx` as they are produced.
+    pub async fn scan(
+        self: &Arc<Self>,
+        txn: Option<TxnId>,
+        consistency: ReadConsistency,
+        fragment: ScanFragment,
+        batch_rows: usize,
+        single_row: bool,
+        tx: mpsc::Sender<Batch>,
+    ) -> Result<(), RpcError> {
+        let overlay: Option<Overlay> = match txn {
+            Some(id) => {
+                // A transaction that wrote here must still be open, or its reads would miss
+                // its own writes. Its writes live on the primary.
+                self.ensure_leader()?;
+                let t = self.txns.get(id).ok_or(RpcError::TxnGone {
+                    shard: self.shard,
+                    txn: id,
+                })?;
+                let overlay = t.lock().await.overlay.clone();
+                Some(overlay)
+            }
+            None => None,
+        };
+        self.read_barrier(consistency).await?;
+        let store = self.store.clone();
+        if single_row {
+            // One key at most: a B-tree lookup, done here rather than on a blocking thread.
+            let mut batches = Vec::new();
+            let reader = store.reader().map_err(RpcError::internal)?;
+            let rows = merged_range(&reader, overlay.as_ref(), &fragment.range)
+                .map_err(RpcError::internal)?
+                .map(|item| item.map(|(_, _, row)| row).map_err(ScanError::from));
+            run_scan(rows, &fragment, batch_rows, &mut |batch| {
+                batches.push(batch);
+                true
+            })
+            .map_err(scan_error)?;
+            for b in batches {
+                if tx.send(b).await.is_err() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        let result = tokio::task::spawn_blocking(move || -> Result<(), ScanError> {
+            let reader = store.reader()?;
+            let rows = merged_range(&reader, overlay.as_ref(), &fragment.range)?
+                .map(|item| item.map(|(_, _, row)| row).map_err(ScanError::from));
+            run_scan(rows, &fragment, batch_rows, &mut |batch| {
+                tx.blocking_send(batch).is_ok()
+            })
+        })
+        .await
+        .map_err(RpcError::internal)?;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(scan_error(e)),
+        }
+    }
+
+    async fn compute(
+        &self,
+        layout: Arc<TableLayout>,
+        fragment: WriteFragment,
+        txn: Option<Overlay>,
+    ) -> Result<crate::write::Effect, RpcError> {
+        let store = self.store.clone();
+        let small = fragment.is_small();
+        let run = move || -> Result<crate::write::Effect, ScanError> {
+            let reader = store.reader()?;
+            compute(&reader, txn.as_ref(), &layout, &fragment)
+        };
+        if small {
+            return run().map_err(scan_error);
+        }
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(RpcError::internal)?
+            .map_err(scan_error)
+    }
+
+    /// On a new primary, waits until it has applied an entry of its own term, so everything
+    /// its predecessors committed is applied before a write is computed from the rows.
+    async fn caught_up_as_leader(&self) -> Result<(), RpcError> {
+        let current = |m: &openraft::RaftMetrics<ReplicaId, crate::raft::ReplicaNode>| {
+            m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term)
+        };
+        if current(&self.raft.metrics().borrow()) {
+            return Ok(());
+        }
+        self.raft
+            .wait(Some(CATCH_UP_WAIT))
+            .metrics(
+                |m| current(m) || m.state != ServerState::Leader,
+                "a new primary applies its first entry",
+            )
+            .await
+            .map_err(|_| RpcError::Timeout(CATCH_UP_WAIT.as_millis() as u64))?;
+        self.ensure_leader()
+    }
+
+    /// Proposes a write set through Raft (with whatever else is being proposed to this shard)
+    /// and waits until it is committed and applied here.
+    async fn propose(&self, ws: WriteSet) -> Result<ApplyOutcome, RpcError> {
+        self.proposer.propose(ws).await
+    }
+
+    fn remembered(&self, request_id: RequestId) -> Result<Option<WriteOutcome>, RpcError> {
+        self.store.request_outcome(request_id).map_err(RpcError::internal)
+    }
+
+    /// Executes a write: at once (autocommit), or into an open transaction.
+    pub async fn write(
+        &self,
+        conn: ConnId,
+        layout: Arc<TableLayout>,
+        scope: TxnScope,
+        request_id: RequestId,
+        fragment: WriteFragment,
+    ) -> Result<WriteOutcome, RpcError> {
+        self.ensure_leader()?;
+        match scope {
+            TxnScope::Single => {
+                // Caught up first, so a retry of a request applied under the previous primary
+                // is recognised.
+                self.caught_up_as_leader().await?;
+                if let Some(outcome) = self.remembered(request_id)? {
+                    return Ok(outcome);
+                }
+                let mut barrier_done = false;
+                for attempt in 0..CONFLICT_RETRIES {
+                    let effect = self.compute(layout.clone(), fragment.clone(), None).await?;
+                    if effect.writes.is_empty() {
+                        // Nothing to write: the answer is a read, and must be as fresh as one.
+                        if !barrier_done {
+                            self.read_index().await?;
+                            barrier_done = true;
+                            continue;
+                        }
+                        return Ok(effect.outcome);
+                    }
+                    let ws = write_set(request_id, effect.writes, effect.outcome.clone());
+                    if self.ack_before_commit {
+                        // The negative control: answer before a majority holds the write.
+                        self.raft
+                            .client_write_ff(WriteBatch { sets: vec![ws] })
+                            .await
+                            .map_err(RpcError::internal)?;
+                        return Ok(effect.outcome);
+                    }
+                    match self.propose(ws).await? {
+                        ApplyOutcome::Conflict => {
+                            tokio::time::sleep(Duration::from_micros(200 * (attempt as u64 + 1))).await;
+                        }
+                        ApplyOutcome::Duplicate => return Ok(self.remembered(request_id)?.unwrap_or_default()),
+                        _ => return Ok(effect.outcome),
+                    }
+                }
+                Err(ExecError::SerializationFailure.into())
+            }
+            TxnScope::Begin(txn_id) | TxnScope::Continue(txn_id) => {
+                let txn = match scope {
+                    TxnScope::Begin(_) => self.txns.open(txn_id, conn),
+                    _ => self.txns.get(txn_id).ok_or(RpcError::TxnGone {
+                        shard: self.shard,
+                        txn: txn_id,
+                    })?,
+                };
+                let mut txn = txn.lock().await;
+                if txn.overlay.is_empty() {
+                    self.caught_up_as_leader().await?;
+                }
+                let effect = self.compute(layout, fragment, Some(txn.overlay.clone())).await?;
+                merge_into(&mut txn.overlay, effect.writes);
+                txn.last_used = Instant::now();
+                Ok(effect.outcome)
+            }
+        }
+    }
+
+    /// Commits a transaction's writes atomically. A retried commit that already applied
+    /// succeeds; one whose transaction is gone without having committed fails with `TxnGone`.
+    pub async fn commit(&self, txn_id: TxnId, request_id: RequestId) -> Result<(), RpcError> {
+        self.ensure_leader()?;
+        self.caught_up_as_leader().await?;
+        if self.remembered(request_id)?.is_some() {
+            return Ok(());
+        }
+        let Some(txn) = self.txns.remove(txn_id) else {
+            return Err(RpcError::TxnGone {
+                shard: self.shard,
+                txn: txn_id,
+            });
+        };
+        let overlay = std::mem::take(&mut txn.lock().await.overlay);
+        if overlay.is_empty() {
+            return Ok(());
+        }
+        self.ensure_leader()?;
+        match self
+            .propose(write_set(request_id, overlay, WriteOutcome::default()))
+            .await?
+        {
+            ApplyOutcome::Conflict => Err(ExecError::SerializationFailure.into()),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn rollback(&self, txn_id: TxnId) {
+        self.txns.remove(txn_id);
+    }
+}
+
+fn write_set(request_id: RequestId, writes: Overlay, outcome: WriteOutcome) -> WriteSet {
+    WriteSet {
+        request_id,
+        writes: writes
+            .into_iter()
+            .map(|(key, p)| KeyWrite {
+                key,
+                expected: p.expected,
+                row: p.row,
+            })
+            .collect(),
+        outcome,
+    }
+}

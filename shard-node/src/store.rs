@@ -1,0 +1,533 @@
+//! A replica's rows, in redb, and the state machine that applies the shard's log to them.
+//!
+//! One redb file per replica holds three tables: `rows` (encoded primary key → row version and
+//! row), `meta` (the last applied log id and membership, written in the same transaction as the
+//! rows they describe) and `requests` (the ids of recently applied requests with the outcome
+//! their statement reported, so a retried write is applied at most once and answered as the
+//! first time). A batch of log entries is applied in one transaction.
+//!
+//! Applying does not fsync: the log is already durable, and a crash rolls redb back to its last
+//! durable commit, from where the log is re-applied. A durable commit is made when openraft asks
+//! for a snapshot, and the log is only purged up to that point.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tessera_types::fragment::WriteOutcome;
+use tessera_types::schema::ReplicaId;
+use tessera_types::Row;
+
+use crate::raft::{ApplyOutcome, LogId, ShardRaft, SnapshotMeta, StorageError, StoredMembership, WriteSet};
+
+const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const REQUESTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("requests");
+
+/// Request ids are remembered for this many log entries after they were applied.
+const REQUEST_MEMORY: u64 = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error in {path}: {message}")]
+    Redb { path: PathBuf, message: String },
+    #[error("corrupt row in {path}: {message}")]
+    Corrupt { path: PathBuf, message: String },
+}
+
+/// A row as read from the store: its key, its version and its values.
+pub type StoredRow = (Vec<u8>, u64, Row);
+
+/// Raw key/value pairs of a table, for snapshots.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A stored row: its version (the log index that wrote it) and its values.
+pub fn encode_row(version: u64, row: &Row) -> Vec<u8> {
+    let mut out = version.to_le_bytes().to_vec();
+    out.extend(bincode::serialize(row).unwrap_or_default());
+    out
+}
+
+pub fn decode_row(bytes: &[u8]) -> Option<(u64, Row)> {
+    let version = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let row = bincode::deserialize(&bytes[8..]).ok()?;
+    Some((version, row))
+}
+
+/// The redb database of one replica.
+pub struct Store {
+    pub db: Database,
+    pub path: PathBuf,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Arc<Store>, StoreError> {
+        let err = |e: &dyn std::fmt::Display| StoreError::Redb {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let db = Database::builder()
+            .set_cache_size(32 << 20)
+            .create(path)
+            .map_err(|e| err(&e))?;
+        let txn = db.begin_write().map_err(|e| err(&e))?;
+        {
+            txn.open_table(ROWS).map_err(|e| err(&e))?;
+            txn.open_table(META).map_err(|e| err(&e))?;
+            txn.open_table(REQUESTS).map_err(|e| err(&e))?;
+        }
+        txn.commit().map_err(|e| err(&e))?;
+        Ok(Arc::new(Store {
+            db,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    pub fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Redb {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// A consistent read-only view of the rows.
+    pub fn reader(&self) -> Result<RowsReader, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+        Ok(RowsReader {
+            table,
+            path: self.path.clone(),
+        })
+    }
+
+    fn read_meta<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(META).map_err(|e| self.err(e))?;
+        let Some(v) = table.get(key).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        bincode::deserialize(v.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                message: format!("meta {key}: {e}"),
+            })
+    }
+
+    pub fn applied(&self) -> Result<(Option<LogId>, StoredMembership), StoreError> {
+        let applied: Option<Option<LogId>> = self.read_meta("applied")?;
+        let membership: Option<StoredMembership> = self.read_meta("membership")?;
+        Ok((applied.flatten(), membership.unwrap_or_default()))
+    }
+
+    /// Makes everything applied so far durable, and returns what that covers: the applied
+    /// log id and membership, read in the same write transaction so no apply slips between.
+    pub fn flush(&self) -> Result<(Option<LogId>, StoredMembership), StoreError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        txn.set_durability(Durability::Immediate).map_err(|e| self.err(e))?;
+        txn.set_quick_repair(true);
+        let covered = {
+            let meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            let read = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
+                Ok(meta.get(k).map_err(|e| self.err(e))?.map(|g| g.value().to_vec()))
+            };
+            let applied: Option<LogId> = read("applied")?
+                .and_then(|b| bincode::deserialize::<Option<LogId>>(&b).ok())
+                .flatten();
+            let membership: StoredMembership = read("membership")?
+                .and_then(|b| bincode::deserialize(&b).ok())
+                .unwrap_or_default();
+            (applied, membership)
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(covered)
+    }
+
+    /// Applies a batch of entries in one transaction, returning each entry's outcomes (one per
+    /// write set it carries).
+    fn apply_batch(&self, entries: Vec<openraft::Entry<ShardRaft>>) -> Result<Vec<Vec<ApplyOutcome>>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        txn.set_durability(Durability::None).map_err(|e| self.err(e))?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        {
+            let mut rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            let mut requests = txn.open_table(REQUESTS).map_err(|e| self.err(e))?;
+            let mut last_applied: Option<LogId> = None;
+            let mut membership: Option<StoredMembership> = None;
+            for entry in entries {
+                let index = entry.log_id.index;
+                last_applied = Some(entry.log_id);
+                let outcome = match entry.payload {
+                    EntryPayload::Blank => Vec::new(),
+                    EntryPayload::Membership(m) => {
+                        membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                        Vec::new()
+                    }
+                    EntryPayload::Normal(batch) => batch
+                        .sets
+                        .into_iter()
+                        .map(|ws| self.apply_write_set(&mut rows, &mut requests, index, ws))
+                        .collect::<Result<Vec<_>, _>>()?,
+                };
+                outcomes.push(outcome);
+                if index % 4096 == 0 {
+                    forget_old_requests(&mut requests, index).map_err(|e| self.err(e))?;
+                }
+            }
+            let applied = bincode::serialize(&last_applied).unwrap_or_default();
+            meta.insert("applied", applied.as_slice()).map_err(|e| self.err(e))?;
+            if let Some(m) = membership {
+                let m = bincode::serialize(&m).unwrap_or_default();
+                meta.insert("membership", m.as_slice()).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(outcomes)
+    }
+
+    fn apply_write_set(
+        &self,
+        rows: &mut redb::Table<&[u8], &[u8]>,
+        requests: &mut redb::Table<&[u8], &[u8]>,
+        index: u64,
+        ws: WriteSet,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let rid = ws.request_id.to_be_bytes();
+        if requests.get(rid.as_slice()).map_err(|e| self.err(e))?.is_some() {
+            return Ok(ApplyOutcome::Duplicate);
+        }
+        for w in &ws.writes {
+            let current = rows
+                .get(w.key.as_slice())
+                .map_err(|e| self.err(e))?
+                .map(|g| u64::from_le_bytes(g.value()[..8].try_into().unwrap_or([0; 8])));
+            if current != w.expected {
+                return Ok(ApplyOutcome::Conflict);
+            }
+        }
+        for w in ws.writes {
+            match w.row {
+                Some(row) => {
+                    rows.insert(w.key.as_slice(), encode_row(index, &row).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+                None => {
+                    rows.remove(w.key.as_slice()).map_err(|e| self.err(e))?;
+                }
+            }
+        }
+        let mut record = index.to_le_bytes().to_vec();
+        record.extend(bincode::serialize(&ws.outcome).map_err(|e| self.err(e))?);
+        requests
+            .insert(rid.as_slice(), record.as_slice())
+            .map_err(|e| self.err(e))?;
+        Ok(ApplyOutcome::Applied)
+    }
+
+    /// What the statement of an applied request reported, if that request was applied.
+    pub fn request_outcome(&self, request_id: u128) -> Result<Option<WriteOutcome>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(REQUESTS).map_err(|e| self.err(e))?;
+        let rid = request_id.to_be_bytes();
+        let Some(v) = table.get(rid.as_slice()).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let bytes = v.value();
+        let outcome = bytes
+            .get(8..)
+            .and_then(|b| bincode::deserialize(b).ok())
+            .unwrap_or_default();
+        Ok(Some(outcome))
+    }
+
+    /// A checksum of every stored row (keys, versions and values, in key order) with the
+    /// applied log index it describes, read in one transaction: replicas that applied the same
+    /// log have the same checksum.
+    pub fn checksum(&self) -> Result<(Option<u64>, u64, u64), StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.err(e))?;
+        let applied: Option<LogId> = meta
+            .get("applied")
+            .map_err(|e| self.err(e))?
+            .and_then(|g| bincode::deserialize::<Option<LogId>>(g.value()).ok())
+            .flatten();
+        let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+        // FNV-1a, 64 bits: stable across processes and versions.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                hash ^= u64::from(*b);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        let mut count = 0u64;
+        for item in rows.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            feed(&(k.value().len() as u32).to_le_bytes());
+            feed(k.value());
+            feed(&(v.value().len() as u32).to_le_bytes());
+            feed(v.value());
+            count += 1;
+        }
+        Ok((applied.map(|l| l.index), count, hash))
+    }
+
+    /// Serializes the whole replica state (for a snapshot sent to another replica).
+    fn export(&self) -> Result<(SnapshotMeta, Vec<u8>), StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let collect = |def: TableDefinition<&[u8], &[u8]>| -> Result<Pairs, StoreError> {
+            let table = txn.open_table(def).map_err(|e| self.err(e))?;
+            let mut out = Vec::new();
+            for item in table.iter().map_err(|e| self.err(e))? {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                out.push((k.value().to_vec(), v.value().to_vec()));
+            }
+            Ok(out)
+        };
+        let rows = collect(ROWS)?;
+        let requests = collect(REQUESTS)?;
+        let meta_table = txn.open_table(META).map_err(|e| self.err(e))?;
+        let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(meta_table.get(k).map_err(|e| self.err(e))?.map(|g| g.value().to_vec()))
+        };
+        let applied: Option<LogId> = get("applied")?
+            .and_then(|b| bincode::deserialize::<Option<LogId>>(&b).ok())
+            .flatten();
+        let membership: StoredMembership = get("membership")?
+            .and_then(|b| bincode::deserialize(&b).ok())
+            .unwrap_or_default();
+        let meta = snapshot_meta(applied, membership);
+        let data = SnapshotData {
+            rows,
+            requests,
+            meta: meta.clone(),
+        };
+        let bytes = bincode::serialize(&data).map_err(|e| self.err(e))?;
+        Ok((meta, bytes))
+    }
+
+    /// Replaces the replica state with a snapshot's.
+    fn import(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let data: SnapshotData = bincode::deserialize(bytes).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            message: format!("snapshot: {e}"),
+        })?;
+        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        txn.set_durability(Durability::Immediate).map_err(|e| self.err(e))?;
+        {
+            txn.delete_table(ROWS).map_err(|e| self.err(e))?;
+            txn.delete_table(REQUESTS).map_err(|e| self.err(e))?;
+            let mut rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+            for (k, v) in &data.rows {
+                rows.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
+            }
+            let mut requests = txn.open_table(REQUESTS).map_err(|e| self.err(e))?;
+            for (k, v) in &data.requests {
+                requests.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            let applied = bincode::serialize(&data.meta.last_log_id).unwrap_or_default();
+            meta.insert("applied", applied.as_slice()).map_err(|e| self.err(e))?;
+            let m = bincode::serialize(&data.meta.last_membership).unwrap_or_default();
+            meta.insert("membership", m.as_slice()).map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
+    }
+}
+
+fn forget_old_requests(requests: &mut redb::Table<&[u8], &[u8]>, index: u64) -> Result<(), redb::StorageError> {
+    let horizon = index.saturating_sub(REQUEST_MEMORY);
+    requests.retain(|_, v| v.len() >= 8 && u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8])) >= horizon)
+}
+
+fn snapshot_meta(applied: Option<LogId>, membership: StoredMembership) -> SnapshotMeta {
+    let snapshot_id = match &applied {
+        Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+        None => "empty".to_string(),
+    };
+    SnapshotMeta {
+        last_log_id: applied,
+        last_membership: membership,
+        snapshot_id,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotData {
+    rows: Pairs,
+    requests: Pairs,
+    meta: SnapshotMeta,
+}
+
+/// A read-only view of a replica's rows at one point in time.
+pub struct RowsReader {
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    path: PathBuf,
+}
+
+impl RowsReader {
+    /// The row stored under `key`, with its version.
+    pub fn get(&self, key: &[u8]) -> Result<Option<(u64, Row)>, StoreError> {
+        let Some(v) = self.table.get(key).map_err(|e| StoreError::Redb {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?
+        else {
+            return Ok(None);
+        };
+        decode_row(v.value()).map(Some).ok_or_else(|| StoreError::Corrupt {
+            path: self.path.clone(),
+            message: "undecodable row".into(),
+        })
+    }
+
+    /// Rows with keys in `range`, in key order.
+    pub fn range(
+        &self,
+        range: &tessera_types::key::KeyRange,
+    ) -> Result<impl Iterator<Item = Result<StoredRow, StoreError>> + '_, StoreError> {
+        use std::ops::Bound;
+        fn as_slice(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+            match b {
+                Bound::Included(v) => Bound::Included(v.as_slice()),
+                Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+                Bound::Unbounded => Bound::Unbounded,
+            }
+        }
+        let empty = range.is_empty();
+        let iter = self
+            .table
+            .range::<&[u8]>((as_slice(&range.start), as_slice(&range.end)))
+            .map_err(|e| StoreError::Redb {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        let path = self.path.clone();
+        Ok(iter.take_while(move |_| !empty).map(move |item| {
+            let (k, v) = item.map_err(|e| StoreError::Redb {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            let (version, row) = decode_row(v.value()).ok_or_else(|| StoreError::Corrupt {
+                path: path.clone(),
+                message: "undecodable row".into(),
+            })?;
+            Ok((k.value().to_vec(), version, row))
+        }))
+    }
+}
+
+/// openraft's view of a replica's store.
+pub struct StateMachine {
+    pub store: Arc<Store>,
+    replica: ReplicaId,
+    /// Meta of the last snapshot built, so openraft can purge the log behind it.
+    built: Arc<Mutex<Option<SnapshotMeta>>>,
+}
+
+impl StateMachine {
+    pub fn new(store: Arc<Store>, replica: ReplicaId) -> StateMachine {
+        StateMachine {
+            store,
+            replica,
+            built: Arc::default(),
+        }
+    }
+}
+
+fn io_err(e: StoreError) -> StorageError {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+impl RaftSnapshotBuilder<ShardRaft> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<ShardRaft>, StorageError> {
+        let store = self.store.clone();
+        let replica = self.replica;
+        // A durable commit is the snapshot: the log may be purged up to what it covers. The data
+        // itself is only serialized when a replica needs it (get_current_snapshot).
+        let meta = tokio::task::spawn_blocking(move || -> Result<SnapshotMeta, StoreError> {
+            let (applied, membership) = store.flush()?;
+            Ok(snapshot_meta(applied, membership))
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(None, &e))?
+        .map_err(io_err)?;
+        tracing::debug!(replica, snapshot = %meta.snapshot_id, "replica state flushed for a snapshot");
+        *self.built.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(Vec::new())),
+        })
+    }
+}
+
+impl RaftStateMachine<ShardRaft> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        self.store.applied().map_err(io_err)
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<ApplyOutcome>>, StorageError>
+    where
+        I: IntoIterator<Item = openraft::Entry<ShardRaft>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.apply_batch(entries))
+            .await
+            .map_err(|e| StorageIOError::write_state_machine(&e))?
+            .map_err(io_err)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        StateMachine {
+            store: self.store.clone(),
+            replica: self.replica,
+            built: self.built.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let store = self.store.clone();
+        let bytes = snapshot.into_inner();
+        tokio::task::spawn_blocking(move || store.import(&bytes))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?
+            .map_err(io_err)?;
+        *self.built.lock().unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<ShardRaft>>, StorageError> {
+        if self.built.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            return Ok(None);
+        }
+        let store = self.store.clone();
+        let (meta, bytes) = tokio::task::spawn_blocking(move || store.export())
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?
+            .map_err(|e| StorageError::from(StorageIOError::read_snapshot(None, &e)))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
+    }
+}

@@ -1,0 +1,138 @@
+//! Running a loaded [`Process`]: the tokio runtime, starting the part (or, for `dev`, handing
+//! over to `dev.rs`), waiting for a stop signal, shutting down, and the exit code. Start-up
+//! failures end here as one line on stderr and exit code 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tessera_catalog::{CatalogConfig, CatalogError};
+use tessera_router::{RouterConfig, RouterError};
+use tessera_shard_node::{NodeConfig, NodeError, NodeHandle};
+use tessera_types::rpc::RpcError;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::Process;
+use crate::dev;
+use crate::signal::Stop;
+
+/// How long a node keeps trying to reach a catalog that is not up yet (processes started
+/// together, as by a service manager or compose file) before giving up.
+const REGISTER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long tasks that ignore the shutdown get before the runtime is dropped under them.
+const RUNTIME_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a process could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    #[error("cannot use data directory {}: {source}", path.display())]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("cannot watch for stop signals: {0}")]
+    Signals(std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("benchmark failed: {0}")]
+    Bench(String),
+}
+
+/// Runs the process until it is stopped; the exit code says how that went.
+pub fn run(process: Process) -> ExitCode {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)
+        .and_then(|runtime| {
+            let result = runtime.block_on(serve(process));
+            runtime.shutdown_timeout(RUNTIME_GRACE);
+            result
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(process: Process) -> Result<(), StartError> {
+    let stop = Stop::install().map_err(StartError::Signals)?;
+    match process {
+        Process::Dev(config) => dev::run(config, stop).await,
+        Process::Catalog(config) => catalog(config, stop).await,
+        Process::Node(config) => node(config, stop).await,
+        Process::Router(config) => router(config, stop).await,
+        Process::Bench(args) => crate::bench::run(args)
+            .await
+            .map_err(|e| StartError::Bench(e.to_string())),
+    }
+}
+
+async fn catalog(config: CatalogConfig, mut stop: Stop) -> Result<(), StartError> {
+    let data_dir = config.data_dir.clone();
+    let Some(handle) = stop.until(tessera_catalog::start(config)).await.transpose()? else {
+        return Ok(());
+    };
+    info!(addr = %handle.addr, data_dir = %data_dir.display(), "catalog ready");
+    stop.wait().await;
+    handle.shutdown().await;
+    info!("catalog stopped");
+    Ok(())
+}
+
+async fn node(config: NodeConfig, mut stop: Stop) -> Result<(), StartError> {
+    let Some(handle) = stop.until(start_node(config)).await.transpose()? else {
+        return Ok(());
+    };
+    info!(node = handle.node.id, addr = %handle.addr, "node ready");
+    stop.wait().await;
+    handle.shutdown().await;
+    info!("node stopped");
+    Ok(())
+}
+
+/// Starts a node, retrying for a while when the catalog cannot be reached yet.
+async fn start_node(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+    let deadline = Instant::now() + REGISTER_PATIENCE;
+    let mut delay = Duration::from_millis(100);
+    let mut warned = false;
+    loop {
+        match tessera_shard_node::start(config.clone()).await {
+            Err(NodeError::Register {
+                source: RpcError::Unavailable { .. },
+                ..
+            }) if Instant::now() + delay < deadline => {
+                if !warned {
+                    warn!(catalog = %config.catalog.join(","), "catalog not reachable yet; retrying");
+                    warned = true;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn router(config: RouterConfig, mut stop: Stop) -> Result<(), StartError> {
+    let Some(handle) = stop.until(tessera_router::start(config)).await.transpose()? else {
+        return Ok(());
+    };
+    info!(addr = %handle.addr, "router ready");
+    stop.wait().await;
+    handle.shutdown().await;
+    info!("router stopped");
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! The messages routers, shard nodes and the catalog exchange. Every request gets one reply,
+//! or (for scans) a stream of replies ending with `Response::Done`.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ExecError;
+use crate::fragment::{AggRow, ScanFragment, ShardRef, TableLayout, WriteFragment, WriteOutcome};
+use crate::schema::{ClusterMap, ColumnDef, NodeId, Partitioning, ReplicaId, ShardBounds, ShardId};
+use crate::value::Row;
+
+/// Version of the framed protocol; both ends refuse a peer that speaks another.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Identifies a transaction a router opened on a shard.
+pub type TxnId = u64;
+
+/// Identifies one attempt of a client write across retries, so a retried write is applied at
+/// most once.
+pub type RequestId = u128;
+
+/// How a write relates to transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnScope {
+    /// Execute and commit at once (autocommit).
+    Single,
+    /// Open this transaction on the shard and execute inside it; nothing is durable until
+    /// `Commit`.
+    Begin(TxnId),
+    /// Execute inside this transaction, which an earlier `Begin` opened on this shard; fails
+    /// with `TxnGone` if the shard no longer has it (it restarted, or the connection broke).
+    Continue(TxnId),
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadConsistency {
+    /// Sees every write acknowledged before the read began, on any replica (read index).
+    Linearizable,
+    /// May be served by a follower that heard from its primary within `max_staleness_ms`.
+    Follower { max_staleness_ms: u64 },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    // ---- router -> shard node ----
+    /// Stream the fragment's output in batches of about `batch_rows` rows. With `txn`, the
+    /// scan sees that transaction's uncommitted writes.
+    Scan {
+        shard: ShardRef,
+        layout: Arc<TableLayout>,
+        txn: Option<TxnId>,
+        consistency: ReadConsistency,
+        fragment: ScanFragment,
+        batch_rows: u32,
+    },
+    Write {
+        shard: ShardRef,
+        layout: Arc<TableLayout>,
+        scope: TxnScope,
+        request_id: RequestId,
+        fragment: WriteFragment,
+    },
+    /// Make a transaction's writes durable and visible, atomically.
+    Commit {
+        shard: ShardRef,
+        txn: TxnId,
+        request_id: RequestId,
+    },
+    /// Discard a transaction (unknown transactions are ignored).
+    Rollback {
+        shard: ShardRef,
+        txn: TxnId,
+    },
+
+    // ---- catalog -> shard node ----
+    /// Create (or confirm) a replica of a shard, as a member of a group with `members`.
+    CreateReplica {
+        shard: ShardId,
+        replica: ReplicaId,
+        members: Vec<(ReplicaId, NodeId)>,
+        epoch: u64,
+    },
+    /// Delete a replica and its data.
+    DropReplica {
+        shard: ShardId,
+        replica: ReplicaId,
+    },
+
+    /// The state of every replica a node hosts (for `tessera.replicas`).
+    NodeStatus,
+    /// A checksum of every replica's rows on a node (for `tessera.checksums`).
+    Checksums,
+
+    // ---- shard node -> shard node ----
+    /// Asks a shard's primary for its read index (confirming it still leads).
+    ReadIndex {
+        shard: ShardId,
+    },
+    /// A Raft message for one group's replica, serialized by the replication layer.
+    Raft {
+        shard: ShardId,
+        to: ReplicaId,
+        kind: RaftKind,
+        payload: Vec<u8>,
+    },
+
+    // ---- node / router -> catalog ----
+    RegisterNode {
+        node: Option<NodeId>,
+        addr: String,
+    },
+    Heartbeat {
+        node: NodeId,
+    },
+    /// The cluster map, as soon as its version exceeds `newer_than` (long poll; answered with
+    /// the current map after `wait_ms` at most).
+    GetMap {
+        newer_than: u64,
+        wait_ms: u64,
+    },
+    Ddl(DdlRequest),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RaftKind {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+/// Schema changes, executed by the catalog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DdlRequest {
+    CreateTable {
+        name: String,
+        columns: Vec<ColumnDef>,
+        primary_key: Vec<usize>,
+        partitioning: Option<Partitioning>,
+        replicas: Option<u32>,
+        if_not_exists: bool,
+    },
+    CreatePartition {
+        name: String,
+        parent: String,
+        bounds: ShardBounds,
+        if_not_exists: bool,
+    },
+    DropTable {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    /// A batch of output rows of a scan.
+    Rows(Vec<Row>),
+    /// A batch of partial aggregates of a scan.
+    Aggs(Vec<AggRow>),
+    /// The end of a stream.
+    Done,
+    /// A scan that produces no batch for a while says it is working (so the router does not
+    /// take it for a stalled replica).
+    Started,
+    Written(WriteOutcome),
+    Ok,
+    Map(Arc<ClusterMap>),
+    NodeRegistered {
+        node: NodeId,
+    },
+    /// A notice for the client (e.g. "table does not exist, skipping") with the new map version.
+    DdlDone {
+        version: u64,
+        notice: Option<String>,
+    },
+    Raft(Vec<u8>),
+    ReadIndex(u64),
+    NodeStatus(Vec<ReplicaStatus>),
+    Checksums(Vec<ReplicaChecksum>),
+}
+
+/// A checksum of one replica's rows at the log index it has applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaChecksum {
+    pub shard: ShardId,
+    pub replica: ReplicaId,
+    pub applied_index: Option<u64>,
+    pub rows: u64,
+    pub checksum: u64,
+}
+
+/// One replica's replication state, as its node reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    pub shard: ShardId,
+    pub replica: ReplicaId,
+    /// leader, follower, candidate or learner.
+    pub role: String,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    /// The replica this one believes leads its group.
+    pub leader: Option<ReplicaId>,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum RpcError {
+    /// The statement's data caused an error; it goes to the client as is.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// This replica is not its shard's primary; `leader` is the node that hosts the primary,
+    /// if known.
+    #[error("replica of shard {shard} is not the primary")]
+    NotLeader { shard: ShardId, leader: Option<NodeId> },
+    /// The node holds no replica of this shard (any more).
+    #[error("this node holds no replica of shard {shard}")]
+    UnknownShard { shard: ShardId },
+    /// The sender's placement epoch is older than the node's.
+    #[error("stale placement for shard {shard}: epoch {sent} < {current}")]
+    StaleEpoch { shard: ShardId, sent: u64, current: u64 },
+    /// The transaction is gone (the node restarted or it timed out).
+    #[error("transaction {txn} is no longer open on shard {shard}")]
+    TxnGone { shard: ShardId, txn: TxnId },
+    /// The peer could not be reached or the connection broke.
+    #[error("{addr} is unavailable: {reason}")]
+    Unavailable { addr: String, reason: String },
+    /// The connection broke after the request was sent: the peer may or may not have acted
+    /// on it.
+    #[error("connection to {addr} was lost during the call: {reason}")]
+    Disconnected { addr: String, reason: String },
+    /// A write was sent but whether it committed is unknown.
+    #[error("the outcome of the write is unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The request timed out before an answer.
+    #[error("request timed out after {0} ms")]
+    Timeout(u64),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RpcError {
+    pub fn internal(e: impl std::fmt::Display) -> RpcError {
+        RpcError::Internal(e.to_string())
+    }
+}

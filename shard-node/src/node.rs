@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tessera_types::rpc::{call_any, Request, Response, RpcError, RpcPool};
 use tessera_types::schema::{NodeId, ReplicaId, ShardId};
-use tessera_wal::{SyncMode, Wal};
+use openraft::storage::RaftLogStorage;
+use tessera_wal::{GroupLog, SyncMode, Wal};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -68,6 +69,27 @@ pub enum NodeError {
     Register { addrs: String, source: RpcError },
     #[error("cannot open replica of shard {shard}: {message}")]
     Replica { shard: ShardId, message: String },
+}
+
+/// Makes a replica that led its group before it stopped start again as a candidate.
+///
+/// openraft 0.9 resumes leading at start when the saved vote is a committed vote for this
+/// replica, with the commit index it saved last. That index is not flushed on its own, so after
+/// a crash it can lag behind writes this replica acknowledged, and a linearizable read at it
+/// would miss them. A vote reported uncommitted makes the replica win a new election instead,
+/// whose first entry commits everything before it. It still counts as a vote for itself in its
+/// term, so it grants no other candidate a vote in that term.
+async fn resume_as_candidate(log: &mut GroupLog<ShardRaft>) -> Result<(), openraft::StorageError<ReplicaId>> {
+    if let Some(vote) = log.read_vote().await? {
+        if vote.committed {
+            log.save_vote(&openraft::Vote {
+                committed: false,
+                ..vote
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 impl Node {
@@ -183,7 +205,9 @@ impl Node {
             shard,
             peers: self.peers.clone(),
         };
-        let raft = Raft::new(replica, raft_config(), network, self.wal.group(shard), sm)
+        let mut log = self.wal.group(shard);
+        resume_as_candidate(&mut log).await.map_err(|e| err(e.to_string()))?;
+        let raft = Raft::new(replica, raft_config(), network, log, sm)
             .await
             .map_err(|e| err(e.to_string()))?;
         let r = Arc::new(Replica::new(

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use openraft::storage::RaftLogStorage;
 use serde::{Deserialize, Serialize};
 use tessera_types::rpc::{call_any, Request, Response, RpcError, RpcPool};
 use tessera_types::schema::{NodeId, ReplicaId, ShardId};
-use openraft::storage::RaftLogStorage;
 use tessera_wal::{GroupLog, SyncMode, Wal};
 use tokio::sync::watch;
 use tracing::{info, warn};

@@ -177,7 +177,12 @@ impl Replica {
     pub async fn read_barrier(&self, consistency: ReadConsistency) -> Result<(), RpcError> {
         if self.is_leader() {
             return match consistency {
-                ReadConsistency::Linearizable => self.read_index().await.map(|_| ()),
+                // The primary applies what it commits asynchronously, and a follower may have
+                // served an entry the primary has committed but not applied yet: wait for it.
+                ReadConsistency::Linearizable => {
+                    let index = self.read_index().await?;
+                    self.wait_applied(index).await
+                }
                 ReadConsistency::Follower { .. } => Ok(()),
             };
         }
@@ -205,9 +210,17 @@ impl Replica {
         let Response::ReadIndex(index) = reply else {
             return Err(RpcError::Internal(format!("unexpected read index reply {reply:?}")));
         };
+        self.wait_applied(index).await
+    }
+
+    /// Waits until this replica has applied the log up to `index`.
+    async fn wait_applied(&self, index: u64) -> Result<(), RpcError> {
+        if self.raft.metrics().borrow().last_applied.is_some_and(|a| a.index >= index) || index == 0 {
+            return Ok(());
+        }
         self.raft
             .wait(Some(CATCH_UP_WAIT))
-            .applied_index_at_least(Some(index), "follower catches up to the read index")
+            .applied_index_at_least(Some(index), "replica catches up to the read index")
             .await
             .map_err(|_| RpcError::Timeout(CATCH_UP_WAIT.as_millis() as u64))?;
         Ok(())

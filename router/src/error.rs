@@ -54,6 +54,12 @@ pub enum Error {
     Exec(#[from] ExecError),
     #[error(transparent)]
     Rpc(RpcError),
+    /// A statement nests expressions deeper than `statement::MAX_EXPRESSION_DEPTH`.
+    #[error("stack depth limit exceeded: an expression nests more than {0} levels deep")]
+    TooDeep(usize),
+    /// A value, row or statement is larger than a shard accepts in one write.
+    #[error("{0}")]
+    TooBig(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -164,6 +170,14 @@ pub fn error_fields(e: &Error) -> ErrorFields {
             RpcError::TxnGone { .. } => "40001",
             _ => "XX000",
         },
+        Error::TooDeep(_) => {
+            hint = Some("Write a long chain of OR-ed equalities as IN (...), or split the statement.".into());
+            "54001"
+        }
+        Error::TooBig(_) => {
+            hint = Some("Split the statement into smaller ones, or store large values outside the database.".into());
+            "54000"
+        }
         Error::Internal(_) => "XX000",
     };
     let message = match e {

@@ -27,13 +27,21 @@ const IN_FLIGHT: usize = 2;
 /// Most write sets in one entry, to bound the entry's size.
 const MAX_SETS: usize = 512;
 
+/// Most encoded bytes of write sets in one entry (an entry always takes at least one set). An
+/// entry travels to every follower in one message that openraft allows one heartbeat interval,
+/// so it must stay small enough to arrive, be written and be fsynced in that time.
+pub const MAX_ENTRY_BYTES: u64 = 8 << 20;
+
 type Reply = oneshot::Sender<Result<ApplyOutcome, RpcError>>;
+
+/// A proposed write set, its encoded size and where its outcome goes.
+type Queued = (WriteSet, u64, Reply);
 
 pub struct Proposer {
     shard: ShardId,
     replica: ReplicaId,
     raft: Raft,
-    queue: Arc<Mutex<Vec<(WriteSet, Reply)>>>,
+    queue: Arc<Mutex<Vec<Queued>>>,
     drivers: Arc<Semaphore>,
 }
 
@@ -48,10 +56,11 @@ impl Proposer {
         })
     }
 
-    /// Proposes a write set and waits until its entry is committed and applied here.
-    pub async fn propose(self: &Arc<Self>, ws: WriteSet) -> Result<ApplyOutcome, RpcError> {
+    /// Proposes a write set of `bytes` encoded bytes and waits until its entry is committed
+    /// and applied here.
+    pub async fn propose(self: &Arc<Self>, ws: WriteSet, bytes: u64) -> Result<ApplyOutcome, RpcError> {
         let (tx, rx) = oneshot::channel();
-        self.lock().push((ws, tx));
+        self.lock().push((ws, bytes, tx));
         self.start_driver();
         rx.await.unwrap_or_else(|_| {
             Err(RpcError::OutcomeUnknown(format!(
@@ -61,7 +70,7 @@ impl Proposer {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(WriteSet, Reply)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -81,15 +90,26 @@ impl Proposer {
 
     async fn drive(self: Arc<Self>, slot: OwnedSemaphorePermit) {
         loop {
-            let lot: Vec<(WriteSet, Reply)> = {
+            let lot: Vec<Queued> = {
                 let mut queue = self.lock();
-                let n = queue.len().min(MAX_SETS);
+                let mut bytes = 0;
+                let n = queue
+                    .iter()
+                    .take(MAX_SETS)
+                    .take_while(|(_, size, _)| {
+                        bytes += size;
+                        bytes <= MAX_ENTRY_BYTES
+                    })
+                    .count()
+                    .max(1)
+                    .min(queue.len());
                 queue.drain(..n).collect()
             };
             if lot.is_empty() {
                 break;
             }
-            let (sets, replies): (Vec<WriteSet>, Vec<Reply>) = lot.into_iter().unzip();
+            let (sets, replies): (Vec<WriteSet>, Vec<Reply>) =
+                lot.into_iter().map(|(ws, _, reply)| (ws, reply)).unzip();
             let n = sets.len();
             match self.raft.client_write(WriteBatch { sets }).await {
                 Ok(resp) if resp.data.len() == n => {

@@ -17,6 +17,8 @@ use tessera_types::rpc::{RaftKind, Request, RequestId, Response, RpcError, RpcPo
 use tessera_types::schema::{NodeId, ReplicaId, ShardId};
 use tessera_types::Row;
 
+use crate::proposer::MAX_ENTRY_BYTES;
+
 /// A statement's or transaction's row writes, which commit together, each conditioned on the
 /// version of the row it replaces (optimistic concurrency: a write computed from a row that
 /// changed in between is refused as a whole). `outcome` is what the statement reports; it is
@@ -183,13 +185,39 @@ impl ShardPeer {
     }
 }
 
+/// How many of `entries` (at least one) fit in one AppendEntries message of `MAX_ENTRY_BYTES`.
+fn entries_that_fit(entries: &[openraft::Entry<ShardRaft>]) -> usize {
+    let mut bytes = 0;
+    entries
+        .iter()
+        .take_while(|e| {
+            bytes += bincode::serialized_size(e).unwrap_or(u64::MAX);
+            bytes <= MAX_ENTRY_BYTES
+        })
+        .count()
+        .max(1)
+        .min(entries.len())
+}
+
 impl RaftNetwork<ShardRaft> for ShardPeer {
+    /// Sends at most `MAX_ENTRY_BYTES` of entries at a time: openraft allows an AppendEntries
+    /// one heartbeat interval, so a follower catching up gets its backlog in pieces, each
+    /// reported as a partial success so that openraft sends the rest next.
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<ShardRaft>,
+        mut rpc: AppendEntriesRequest<ShardRaft>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<ReplicaId>, RPCError<ReplicaId, ReplicaNode, RaftError<ReplicaId>>> {
-        self.send(RaftKind::AppendEntries, &rpc, &option).await
+        let fit = entries_that_fit(&rpc.entries);
+        if fit == rpc.entries.len() {
+            return self.send(RaftKind::AppendEntries, &rpc, &option).await;
+        }
+        rpc.entries.truncate(fit);
+        let last = rpc.entries.last().map(|e| e.log_id);
+        match self.send(RaftKind::AppendEntries, &rpc, &option).await? {
+            AppendEntriesResponse::Success => Ok(AppendEntriesResponse::PartialSuccess(last)),
+            other => Ok(other),
+        }
     }
 
     async fn install_snapshot(

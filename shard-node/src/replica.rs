@@ -22,7 +22,7 @@ use tessera_types::ExecError;
 use tokio::sync::mpsc;
 
 use crate::exec::{Batch, ScanError};
-use crate::proposer::Proposer;
+use crate::proposer::{Proposer, MAX_ENTRY_BYTES};
 use crate::raft::{ApplyOutcome, KeyWrite, Peers, Raft, WriteBatch, WriteSet};
 use crate::store::Store;
 use crate::txn::{merged_range, Overlay, TxnRegistry};
@@ -215,7 +215,14 @@ impl Replica {
 
     /// Waits until this replica has applied the log up to `index`.
     async fn wait_applied(&self, index: u64) -> Result<(), RpcError> {
-        if self.raft.metrics().borrow().last_applied.is_some_and(|a| a.index >= index) || index == 0 {
+        if self
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .is_some_and(|a| a.index >= index)
+            || index == 0
+        {
             return Ok(());
         }
         self.raft
@@ -330,8 +337,22 @@ impl Replica {
 
     /// Proposes a write set through Raft (with whatever else is being proposed to this shard)
     /// and waits until it is committed and applied here.
+    /// A write set larger than one log entry may carry is refused before anything is proposed.
     async fn propose(&self, ws: WriteSet) -> Result<ApplyOutcome, RpcError> {
-        self.proposer.propose(ws).await
+        let bytes = bincode::serialized_size(&ws).unwrap_or(u64::MAX);
+        if bytes > MAX_ENTRY_BYTES {
+            return Err(ExecError::other(
+                "54000",
+                format!(
+                    "the statement writes {} MiB to shard {}, more than the {} MiB one write may carry",
+                    bytes.div_ceil(1 << 20),
+                    self.shard,
+                    MAX_ENTRY_BYTES >> 20
+                ),
+            )
+            .into());
+        }
+        self.proposer.propose(ws, bytes).await
     }
 
     fn remembered(&self, request_id: RequestId) -> Result<Option<WriteOutcome>, RpcError> {

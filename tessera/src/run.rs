@@ -24,6 +24,11 @@ const REGISTER_PATIENCE: Duration = Duration::from_secs(30);
 /// How long tasks that ignore the shutdown get before the runtime is dropped under them.
 const RUNTIME_GRACE: Duration = Duration::from_secs(5);
 
+/// The stack of every runtime thread. Expressions are bound, encoded, decoded and evaluated
+/// recursively, one frame per nesting level, up to `MAX_EXPRESSION_DEPTH` levels; only the
+/// pages a thread touches take memory.
+const THREAD_STACK: usize = 32 << 20;
+
 /// Why a process could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -51,6 +56,7 @@ pub enum StartError {
 pub fn run(process: Process) -> ExitCode {
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(THREAD_STACK)
         .build()
         .map_err(StartError::Runtime)
         .and_then(|runtime| {

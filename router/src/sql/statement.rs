@@ -1,6 +1,8 @@
 //! Parsing SQL text and binding each statement: the entry point of the SQL layer.
 
-use sqlparser::ast;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{self, Visit, Visitor};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
 
@@ -63,17 +65,53 @@ fn move_with_before_partition(sql: &str) -> Option<String> {
     ))
 }
 
+/// How deeply expressions may nest: a chain `a OR b OR ...` of n terms nests n deep. Binding,
+/// shipping and evaluating an expression recurse once per level; the thread stacks of every
+/// process (`tessera/src/run.rs`) hold this depth with a wide margin.
+pub const MAX_EXPRESSION_DEPTH: usize = 2_000;
+
+/// Finds whether any expression of a statement nests deeper than `MAX_EXPRESSION_DEPTH`,
+/// stopping as soon as one does (so the walk itself stays within that depth).
+#[derive(Default)]
+struct DepthProbe {
+    depth: usize,
+}
+
+impl Visitor for DepthProbe {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, _: &ast::Expr) -> ControlFlow<()> {
+        self.depth += 1;
+        if self.depth > MAX_EXPRESSION_DEPTH {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn post_visit_expr(&mut self, _: &ast::Expr) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+}
+
 /// Parses a query string into statements.
 pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
-    match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
-        Ok(s) => Ok(s),
+    let statements = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+        Ok(s) => s,
         Err(e) => match move_with_before_partition(sql)
             .and_then(|fixed| Parser::parse_sql(&PostgreSqlDialect {}, &fixed).ok())
         {
-            Some(s) => Ok(s),
-            None => Err(syntax_error(e)),
+            Some(s) => s,
+            None => return Err(syntax_error(e)),
         },
+    };
+    for statement in &statements {
+        if statement.visit(&mut DepthProbe::default()).is_break() {
+            return Err(Error::TooDeep(MAX_EXPRESSION_DEPTH));
+        }
     }
+    Ok(statements)
 }
 
 fn setting_value(values: &[ast::Expr]) -> Option<String> {

@@ -125,3 +125,14 @@ CREATE TABLE people (id INT PRIMARY KEY);
 SELECT * FROM studt ORDER BY stud_id;
 SELECT * FROM people;
 SELECT 'still usable';
+
+-- A constant that would fail is not evaluated when it is never reached.
+SELECT CASE WHEN true THEN 1 ELSE 1/0 END, coalesce(1, 1/0);
+SELECT true OR 1/0 = 1;
+-- error 22012 but it is when it is reached
+SELECT CASE WHEN false THEN 1 ELSE 1/0 END;
+-- error 2201W
+SELECT 1 LIMIT -1;
+-- error 2201X
+SELECT 1 OFFSET -1;
+SELECT 1;

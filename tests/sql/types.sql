@@ -97,3 +97,13 @@ SELECT count(*) FROM typed WHERE id = 20;
 UPDATE typed SET c_text = c_text || '!', c_num = c_num * 2, c_small = c_small - 1, c_bool = NOT c_bool WHERE id = 1 RETURNING c_text, c_num, c_small, c_bool;
 UPDATE typed SET c_date = '2025-01-01', c_ts = '2025-01-01 10:00:00', c_tstz = '2025-01-01 10:00:00+05:30' WHERE id = 2 RETURNING c_date, c_ts, c_tstz;
 SELECT id, c_text, c_num, c_date, c_tstz FROM typed WHERE id IN (1, 2) ORDER BY id;
+
+-- Fractional seconds round to microseconds as PostgreSQL rounds them, carrying into the next
+-- day when they must.
+INSERT INTO typed (id, c_ts, c_tstz) VALUES (30, '2024-12-31 23:59:59.9999999', '2024-12-31 23:59:59.9999999+00');
+INSERT INTO typed (id, c_ts) VALUES (31, '2024-01-01 00:00:00.1234565');
+SELECT id, c_ts, c_tstz FROM typed WHERE id IN (30, 31) ORDER BY id;
+
+-- char(n) drops its trailing blanks when it becomes text.
+SELECT 'ab'::char(4) || 'c', length('ab'::char(4)::text), 'ab'::char(4)::varchar(4) || '|';
+SELECT id, c_char || '|' FROM typed WHERE c_char IS NOT NULL ORDER BY id;

@@ -463,35 +463,37 @@ fn split_zone(time: &str) -> (&str, Option<i32>) {
     (time, None)
 }
 
-fn parse_time(s: &str) -> Option<NaiveTime> {
+/// A time of day as microseconds since midnight, up to and including 24:00:00 (rounding the
+/// fraction may carry into the next day, as in PostgreSQL).
+fn parse_time(s: &str) -> Option<i64> {
     let mut parts = s.split(':');
-    let h: u32 = parts.next()?.trim().parse().ok()?;
-    let m: u32 = parts.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
+    let h: i64 = parts.next()?.trim().parse().ok()?;
+    let m: i64 = parts.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
     let (sec, micros) = match parts.next() {
         None => (0, 0),
         Some(sec) => {
             let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
-            let whole: u32 = whole.parse().ok()?;
-            let mut frac_digits: String = frac.chars().take(7).collect();
-            if !frac_digits.bytes().all(|b| b.is_ascii_digit()) {
+            let whole: i64 = whole.parse().ok()?;
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            while frac_digits.len() < 7 {
-                frac_digits.push('0');
-            }
-            // Round to microseconds, half up, as PostgreSQL does.
-            let tenths_of_micros: u32 = frac_digits.parse().ok()?;
-            (whole, (tenths_of_micros + 5) / 10)
+            // PostgreSQL reads the fraction as a double and rounds it to microseconds with
+            // rint (half to even, on the double's value).
+            let frac: f64 = if frac.is_empty() {
+                0.0
+            } else {
+                format!("0.{frac}").parse().ok()?
+            };
+            (whole, (frac * 1_000_000.0).round_ties_even() as i64)
         }
     };
-    if parts.next().is_some() {
+    if parts.next().is_some() || !(0..24).contains(&h) && !(h == 24 && m == 0 && sec == 0 && micros == 0) {
         return None;
     }
-    if h == 24 && m == 0 && sec == 0 && micros == 0 {
-        return NaiveTime::from_hms_opt(23, 59, 59).map(|t| t + chrono::Duration::seconds(1));
+    if !(0..60).contains(&m) || !(0..60).contains(&sec) {
+        return None;
     }
-    let base = NaiveTime::from_hms_opt(h, m, sec)?;
-    Some(base + chrono::Duration::microseconds(i64::from(micros)))
+    Some(((h * 60 + m) * 60 + sec) * MICROS_PER_SECOND + micros)
 }
 
 pub fn parse_timestamp(t: &str, with_zone: bool) -> Option<i64> {
@@ -520,13 +522,11 @@ pub fn parse_timestamp(t: &str, with_zone: bool) -> Option<i64> {
     } else {
         split_zone(time_part)
     };
-    let time = if time_str.is_empty() {
-        NaiveTime::from_hms_opt(0, 0, 0)?
-    } else {
-        parse_time(time_str)?
-    };
-    let dt = NaiveDateTime::new(date, time);
-    let micros = (dt - NaiveDateTime::new(pg_epoch(), NaiveTime::MIN)).num_microseconds()?;
+    let time = if time_str.is_empty() { 0 } else { parse_time(time_str)? };
+    let midnight = NaiveDateTime::new(date, NaiveTime::MIN);
+    let micros = (midnight - NaiveDateTime::new(pg_epoch(), NaiveTime::MIN))
+        .num_microseconds()?
+        .checked_add(time)?;
     if with_zone {
         Some(micros - i64::from(zone.unwrap_or(0)) * MICROS_PER_SECOND)
     } else {
@@ -578,6 +578,19 @@ mod tests {
         let tz = parse_timestamp("2024-01-02 03:04:05+02", true).unwrap();
         assert_eq!(format_timestamp(tz, Some(0)), "2024-01-02 01:04:05+00");
         assert!(parse_date("2024-02-30").is_none());
+    }
+
+    #[test]
+    fn fractional_seconds_round_as_postgres_does() {
+        let ts = |t: &str| format_timestamp(parse_timestamp(t, false).unwrap(), None);
+        // Rounding may carry into the next day.
+        assert_eq!(ts("2024-12-31 23:59:59.9999999"), "2025-01-01 00:00:00");
+        // Half to even on the double's value, which for .1234565 lies just below the half.
+        assert_eq!(ts("2024-01-01 00:00:00.1234565"), "2024-01-01 00:00:00.123456");
+        assert_eq!(ts("2024-01-01 00:00:00.0000005"), "2024-01-01 00:00:00");
+        assert_eq!(ts("2024-01-01 24:00:00"), "2024-01-02 00:00:00");
+        assert!(parse_timestamp("2024-01-01 24:00:01", false).is_none());
+        assert!(parse_timestamp("2024-01-01 12:60:00", false).is_none());
     }
 
     #[test]

@@ -96,11 +96,13 @@ fn error_info(e: &Error) -> ErrorInfo {
     info
 }
 
-fn notice(message: String, warning: bool) -> PgWireBackendMessage {
-    let (severity, code) = if warning {
-        ("WARNING", "25001")
-    } else {
-        ("NOTICE", "00000")
+/// The notice a command with tag `tag` sends with its completion: a transaction command out of
+/// place is a warning with PostgreSQL's code, anything else a plain notice.
+fn notice(message: String, tag: &str) -> PgWireBackendMessage {
+    let (severity, code) = match tag {
+        "BEGIN" => ("WARNING", "25001"),
+        "COMMIT" | "ROLLBACK" => ("WARNING", "25P01"),
+        _ => ("NOTICE", "00000"),
     };
     PgWireBackendMessage::NoticeResponse(ErrorInfo::new(severity.into(), code.into(), message).into())
 }
@@ -172,8 +174,7 @@ impl Conn {
                 .map_err(SendError::wire)?,
             Output::Command { tag, notice: n } => {
                 if let Some(n) = n {
-                    let warning = tag == "BEGIN" || tag == "COMMIT" || tag == "ROLLBACK";
-                    client.feed(notice(n, warning)).await.map_err(SendError::wire)?;
+                    client.feed(notice(n, &tag)).await.map_err(SendError::wire)?;
                 }
                 client
                     .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))
@@ -636,9 +637,7 @@ impl ExtendedQueryHandler for Conn {
             Output::Empty => Response::EmptyQuery,
             Output::Command { tag, notice: n } => {
                 if let Some(n) = n {
-                    client
-                        .feed(notice(n, tag == "BEGIN" || tag == "COMMIT" || tag == "ROLLBACK"))
-                        .await?;
+                    client.feed(notice(n, &tag)).await?;
                 }
                 Response::Execution(Tag::new(&tag))
             }

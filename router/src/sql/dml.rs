@@ -94,6 +94,8 @@ fn constant(te: TExpr, ctx: &Ctx, column: &str) -> Result<tessera_types::Value> 
     match te.expr {
         Expr::Literal(v) => Ok(v),
         _ if matches!(ctx.params, crate::sql::expr::Params::Infer(_)) => Ok(Value::Null),
+        // A constant that folding left alone because evaluating it fails: fail with its error.
+        e if !e.references_columns() => Ok(e.eval(&[])?),
         _ => Err(Error::Unsupported(format!(
             "the value for column \"{column}\" must not depend on other rows"
         ))),

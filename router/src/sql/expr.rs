@@ -280,12 +280,15 @@ impl<'a, 'b> ExprBinder<'a, 'b> {
     }
 
     /// Evaluates constant expressions now (not while only describing a statement, when
-    /// parameters have no values).
+    /// parameters have no values). One whose evaluation fails is left as it is: it may never
+    /// be evaluated (`CASE WHEN true THEN 1 ELSE 1/0 END`), and if it is, it fails then.
     fn fold(&self, te: TExpr) -> Result<TExpr> {
         if self.ctx.params.is_infer() || matches!(te.expr, Expr::Literal(_)) || te.expr.references_columns() {
             return Ok(te);
         }
-        let v = te.expr.eval(&[])?;
+        let Ok(v) = te.expr.eval(&[]) else {
+            return Ok(te);
+        };
         Ok(TExpr {
             expr: Expr::Literal(v),
             ty: te.ty,
@@ -322,6 +325,19 @@ impl<'a, 'b> ExprBinder<'a, 'b> {
                     to: target.display_name(),
                 }),
             });
+        }
+        if matches!(te.ty, DataType::Char(_))
+            && matches!(target, DataType::Text | DataType::Varchar(_) | DataType::Name)
+        {
+            // Like PostgreSQL, char(n) loses its trailing blanks on the way to a varying type.
+            let trimmed = TExpr::new(
+                Expr::Call {
+                    func: Func::Rtrim,
+                    args: vec![te.expr],
+                },
+                DataType::Text,
+            );
+            return self.coerce(self.fold(trimmed)?, target, kind);
         }
         if te.ty.without_modifiers() == target.without_modifiers() && !needs_typmod {
             return Ok(TExpr::new(te.expr, target));

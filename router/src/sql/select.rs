@@ -54,15 +54,24 @@ pub fn resolve_table<'m>(ctx: &Ctx<'m>, name: &ast::ObjectName) -> Result<(&'m T
 fn count_clause(b: &mut ExprBinder, e: &ast::Expr, what: &str) -> Result<Option<u64>> {
     let te = b.bind(e)?;
     let te = b.coerce(te, DataType::Int8, Coercion::Assignment)?;
-    match te.expr {
-        Expr::Literal(Value::Null) => Ok(None),
-        Expr::Literal(Value::Int8(n)) if n < 0 => Err(Error::Exec(tessera_types::ExecError::other(
-            "2201W",
-            format!("{what} must not be negative"),
-        ))),
-        Expr::Literal(Value::Int8(n)) => Ok(Some(n as u64)),
+    let value = match te.expr {
+        Expr::Literal(v) => v,
         // Describing a statement: the parameter has no value yet.
-        _ if matches!(b.ctx.params, crate::sql::expr::Params::Infer(_)) => Ok(None),
+        _ if matches!(b.ctx.params, crate::sql::expr::Params::Infer(_)) => return Ok(None),
+        // A constant that folding left alone because evaluating it fails.
+        e if !e.references_columns() => e.eval(&[])?,
+        _ => return Err(Error::Unsupported(format!("{what} must be a constant"))),
+    };
+    match value {
+        Value::Null => Ok(None),
+        Value::Int8(n) if n < 0 => {
+            let code = if what == "OFFSET" { "2201X" } else { "2201W" };
+            Err(Error::Exec(tessera_types::ExecError::other(
+                code,
+                format!("{what} must not be negative"),
+            )))
+        }
+        Value::Int8(n) => Ok(Some(n as u64)),
         _ => Err(Error::Unsupported(format!("{what} must be a constant"))),
     }
 }

@@ -47,12 +47,14 @@ impl Dispatcher {
             now_micros()
         };
         let map = self.executor.routing.current();
+        let settings = session.settings();
         let ctx = Ctx {
             map: &map,
             params,
             now,
             user: &session.user,
             database: &session.database,
+            settings: &settings,
         };
         bind(&ctx, stmt)
     }
@@ -75,8 +77,17 @@ impl Dispatcher {
 
     async fn run_bound(&self, session: &mut Session, bound: Bound) -> Result<Ran> {
         let plain = |output| Ok(Ran { output, report: None });
+        let bound_columns = bound.output_columns();
         match bound {
             Bound::Select(p) => plain(self.executor.select(session, p).await?),
+            Bound::Rows { rows, .. } => {
+                let n = rows.len();
+                plain(Output::Rows {
+                    columns: bound_columns,
+                    rows: rows_stream(rows),
+                    tag: format!("SELECT {n}"),
+                })
+            }
             Bound::Insert(p) => plain(self.executor.insert(session, p).await?),
             Bound::Update(p) => plain(self.executor.update(session, p).await?),
             Bound::Delete(p) => plain(self.executor.delete(session, p).await?),

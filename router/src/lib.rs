@@ -7,6 +7,7 @@ pub mod error;
 pub mod exec;
 pub mod explain;
 pub mod frontend;
+pub mod pg_catalog;
 pub mod plan;
 pub mod routing;
 pub mod session;

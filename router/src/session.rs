@@ -113,6 +113,11 @@ impl Session {
         }
     }
 
+    /// Every setting with its current value, by name.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        self.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     pub fn in_block(&self) -> bool {
         self.txn.status != TxnStatus::Idle
     }

@@ -129,6 +129,7 @@ fn routing_decisions_match_the_golden_file() {
         now: 0,
         user: "tessera",
         database: "tessera",
+        settings: &[],
     };
     let mut out = String::new();
     for sql in input

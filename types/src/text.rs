@@ -246,7 +246,7 @@ fn date_error(name: &str, input: &str, trimmed: &str) -> ExecError {
     }
 }
 
-fn parse_bool(t: &str) -> Option<bool> {
+pub fn parse_bool(t: &str) -> Option<bool> {
     let s = t.to_ascii_lowercase();
     if s.is_empty() {
         return None;

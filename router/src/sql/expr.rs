@@ -46,6 +46,8 @@ pub struct Ctx<'a> {
     pub now: i64,
     pub user: &'a str,
     pub database: &'a str,
+    /// The session's settings (name, value), which catalog queries can read.
+    pub settings: &'a [(String, String)],
 }
 
 /// A relation visible to expressions: the names it answers to and its columns, found at
@@ -258,7 +260,7 @@ fn number_literal(s: &str) -> Result<TExpr> {
     }
 }
 
-fn string_value(v: &ast::Value) -> Option<&str> {
+pub fn string_value(v: &ast::Value) -> Option<&str> {
     match v {
         ast::Value::SingleQuotedString(s)
         | ast::Value::EscapedStringLiteral(s)

@@ -104,6 +104,11 @@ pub struct DeletePlan {
 #[derive(Debug, Clone)]
 pub enum Bound {
     Select(SelectPlan),
+    /// A query answered in the router while binding (catalog queries, `pg_catalog.rs`).
+    Rows {
+        columns: Vec<OutputColumn>,
+        rows: Vec<Row>,
+    },
     Insert(InsertPlan),
     Update(UpdatePlan),
     Delete(DeletePlan),
@@ -139,6 +144,7 @@ impl Bound {
     pub fn output_columns(&self) -> Vec<OutputColumn> {
         match self {
             Bound::Select(p) => p.columns.clone(),
+            Bound::Rows { columns, .. } => columns.clone(),
             Bound::Insert(p) => p.columns.clone(),
             Bound::Update(p) => p.columns.clone(),
             Bound::Delete(p) => p.columns.clone(),

@@ -89,6 +89,8 @@ pub fn data_type(t: &ast::DataType) -> Result<DataType> {
         T::Custom(name, mods) if mods.is_empty() => match object_parts(name).last().map(String::as_str) {
             Some("bpchar") => DataType::Char(None),
             Some("name") => DataType::Name,
+            // Built-in types spelled by their internal names (`pg_catalog.text`, `int4`).
+            Some(n) if builtin_by_internal_name(n).is_some() => builtin_by_internal_name(n).unwrap_or(DataType::Text),
             Some("oid" | "regclass" | "regtype" | "regproc") => DataType::Oid,
             Some(s @ ("serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2")) => {
                 return Err(Error::Unsupported(format!(
@@ -110,6 +112,28 @@ fn numeric_precision(p: u64) -> Result<u16> {
         )));
     }
     Ok(p as u16)
+}
+
+/// The type whose internal name (`internal_type_name`) is `name`.
+fn builtin_by_internal_name(name: &str) -> Option<DataType> {
+    [
+        DataType::Bool,
+        DataType::Int2,
+        DataType::Int4,
+        DataType::Int8,
+        DataType::Float4,
+        DataType::Float8,
+        DataType::Numeric(None),
+        DataType::Text,
+        DataType::Varchar(None),
+        DataType::Bytea,
+        DataType::Date,
+        DataType::Timestamp,
+        DataType::TimestampTz,
+        DataType::Uuid,
+    ]
+    .into_iter()
+    .find(|t| internal_type_name(*t) == name)
 }
 
 /// The name PostgreSQL gives the internal type in column headers (`int4`, `text`...).

@@ -34,6 +34,7 @@ pub struct Dispatcher {
     pub catalog: Vec<String>,
 }
 
+/// Statements a failed transaction block still runs: its end, or a return to a savepoint.
 fn is_txn_end(stmt: &ast::Statement) -> bool {
     matches!(stmt, ast::Statement::Commit { .. } | ast::Statement::Rollback { .. })
 }
@@ -80,14 +81,16 @@ impl Dispatcher {
         let bound_columns = bound.output_columns();
         match bound {
             Bound::Select(p) => plain(self.executor.select(session, p).await?),
-            Bound::Rows { rows, .. } => {
-                let n = rows.len();
-                plain(Output::Rows {
-                    columns: bound_columns,
-                    rows: rows_stream(rows),
-                    tag: format!("SELECT {n}"),
-                })
-            }
+            Bound::CopyIn(plan) => plain(Output::CopyIn(plan)),
+            Bound::CopyOut { query, options } => match Box::pin(self.run_bound(session, *query)).await?.output {
+                Output::Rows { columns, rows, .. } => plain(Output::CopyOut { columns, rows, options }),
+                _ => Err(Error::Internal("COPY TO ran a query without rows".into())),
+            },
+            Bound::Rows { rows, .. } => plain(Output::Rows {
+                columns: bound_columns,
+                rows: rows_stream(rows),
+                tag: "SELECT".into(),
+            }),
             Bound::Insert(p) => plain(self.executor.insert(session, p).await?),
             Bound::Update(p) => plain(self.executor.update(session, p).await?),
             Bound::Delete(p) => plain(self.executor.delete(session, p).await?),
@@ -150,10 +153,22 @@ impl Dispatcher {
                 session.end_txn();
                 plain(Output::command("ROLLBACK"))
             }
-            Bound::Set { name, value } => {
+            Bound::Savepoint(name) => {
+                session.savepoint(name)?;
+                plain(Output::command("SAVEPOINT"))
+            }
+            Bound::Release(name) => {
+                session.release(&name)?;
+                plain(Output::command("RELEASE"))
+            }
+            Bound::RollbackTo(name) => {
+                session.rollback_to(&name)?;
+                plain(Output::command("ROLLBACK"))
+            }
+            Bound::Set { name, value, tag } => {
                 let report = session.set(&name, value)?;
                 Ok(Ran {
-                    output: Output::command("SET"),
+                    output: Output::command(tag),
                     report,
                 })
             }

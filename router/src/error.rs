@@ -41,6 +41,11 @@ pub enum Error {
     TxnAborted,
     #[error("{0}")]
     TxnState(String),
+    /// A transaction command outside a transaction block.
+    #[error("{0}")]
+    NoTxn(String),
+    #[error("savepoint \"{0}\" does not exist")]
+    NoSavepoint(String),
     #[error("canceling statement due to user request")]
     Cancelled,
     #[error("canceling statement due to statement timeout")]
@@ -57,6 +62,9 @@ pub enum Error {
     /// A statement nests expressions deeper than `statement::MAX_EXPRESSION_DEPTH`.
     #[error("stack depth limit exceeded: an expression nests more than {0} levels deep")]
     TooDeep(usize),
+    /// A COPY stopped: why, and where (which line, what was written).
+    #[error("{cause}")]
+    CopyFailed { cause: Box<Error>, context: String },
     /// A value, row or statement is larger than a shard accepts in one write.
     #[error("{0}")]
     TooBig(String),
@@ -106,15 +114,24 @@ fn exec_code(e: &ExecError) -> &'static str {
 fn known_code(code: &str) -> &'static str {
     const CODES: &[&str] = &[
         "0A000", "21000", "22001", "22003", "22007", "22008", "22011", "22012", "22021", "22023", "22025", "2201F",
-        "2201W", "2201X", "25P01", "42725", "42P05", "54001", "22P02", "22P03", "23502", "23505", "23514", "25P02",
-        "40001", "40003", "42601", "42701", "42703", "42704", "42803", "42804", "42809", "42846", "42883", "42P01",
-        "42P07", "42P10", "42P16", "42P17", "53000", "54000", "57014", "57P03", "58030", "XX000",
+        "2201W", "2201X", "22P04", "25P01", "42725", "42P05", "54001", "57014", "2201B", "3F000", "22P02", "22P03",
+        "23502", "23505", "23514", "25P02", "40001", "40003", "42601", "42701", "42703", "42704", "42803", "42804",
+        "42809", "42846", "42883", "42P01", "42P07", "42P10", "42P16", "42P17", "53000", "54000", "57014", "57P03",
+        "58030", "XX000",
     ];
     CODES.iter().find(|c| **c == code).copied().unwrap_or("XX000")
 }
 
 /// The SQLSTATE, message, detail and hint for an error.
 pub fn error_fields(e: &Error) -> ErrorFields {
+    if let Error::CopyFailed { cause, context } = e {
+        let mut f = error_fields(cause);
+        f.detail = Some(match f.detail {
+            Some(d) => format!("{d} {context}"),
+            None => context.clone(),
+        });
+        return f;
+    }
     let mut detail = None;
     let mut hint = None;
     let code = match e {
@@ -146,6 +163,8 @@ pub fn error_fields(e: &Error) -> ErrorFields {
         Error::NoConflictTarget => "42P10",
         Error::TxnAborted => "25P02",
         Error::TxnState(_) => "25000",
+        Error::NoTxn(_) => "25P01",
+        Error::NoSavepoint(_) => "3B001",
         Error::Cancelled | Error::StatementTimeout => "57014",
         Error::MultiShardTxn { .. } => {
             hint = Some("Multi-shard transactions are not supported yet: commit or roll back, and write to the other shard in a separate transaction.".into());
@@ -170,6 +189,7 @@ pub fn error_fields(e: &Error) -> ErrorFields {
             RpcError::TxnGone { .. } => "40001",
             _ => "XX000",
         },
+        Error::CopyFailed { .. } => "XX000",
         Error::TooDeep(_) => {
             hint = Some("Write a long chain of OR-ed equalities as IN (...), or split the statement.".into());
             "54001"

@@ -38,6 +38,14 @@ pub enum Output {
         rows: RowStream,
         tag: String,
     },
+    /// COPY FROM STDIN: the client sends the rows next.
+    CopyIn(Box<crate::copy::CopyIn>),
+    /// COPY TO STDOUT: rows to send as COPY data.
+    CopyOut {
+        columns: Vec<OutputColumn>,
+        rows: RowStream,
+        options: crate::copy::format::Options,
+    },
     /// A command tag, with a notice to send first.
     Command {
         tag: String,
@@ -460,6 +468,7 @@ impl Executor {
             // Recorded before the write, so a failed first write is still rolled back there.
             session.txn.write_shard = Some((shard, name_of(shard)));
             let outcome = self.write_one(table, shard, scope, fragment, false).await?;
+            session.txn.writes += 1;
             if let Some(row) = outcome.moved.first() {
                 let dest = shard_for_row(&map, table, row)
                     .map(|s| s.name.clone())
@@ -591,6 +600,19 @@ impl Executor {
             Response::Written(o) => Ok(o),
             other => Err(Error::Internal(format!("unexpected write reply {other:?}"))),
         }
+    }
+
+    /// Writes rows COPY loads into one shard, on their own (autocommit); returns how many.
+    pub async fn copy_rows(&self, table: &Table, shard: ShardId, rows: Vec<Row>) -> Result<u64> {
+        let fragment = WriteFragment::Insert {
+            rows,
+            on_conflict: None,
+            returning: Vec::new(),
+        };
+        Ok(self
+            .write_one(table, shard, TxnScope::Single, fragment, true)
+            .await?
+            .count)
     }
 
     fn table<'m>(&self, map: &'m ClusterMap, id: u64) -> Result<&'m Table> {

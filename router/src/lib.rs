@@ -2,6 +2,7 @@
 //! each statement to the shards it touches and merges what comes back.
 
 pub mod config;
+pub mod copy;
 pub mod dispatch;
 pub mod error;
 pub mod exec;

@@ -27,6 +27,10 @@ pub struct Txn {
     pub write_shard: Option<(ShardId, String)>,
     /// When it began (what `now()` returns), microseconds since 2000-01-01.
     pub start: i64,
+    /// Write statements that succeeded in this transaction.
+    pub writes: u64,
+    /// Open savepoints, oldest first, with the write count when each was set.
+    pub savepoints: Vec<(String, u64)>,
 }
 
 impl Txn {
@@ -37,6 +41,8 @@ impl Txn {
             id: 0,
             write_shard: None,
             start: 0,
+            writes: 0,
+            savepoints: Vec::new(),
         }
     }
 }
@@ -47,11 +53,15 @@ pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("client_encoding", "UTF8"),
     ("client_min_messages", "notice"),
     ("datestyle", "ISO, MDY"),
+    ("default_table_access_method", "heap"),
+    ("default_tablespace", ""),
     ("default_transaction_isolation", "read committed"),
     ("extra_float_digits", "1"),
+    ("idle_in_transaction_session_timeout", "0"),
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),
     ("is_superuser", "on"),
+    ("lock_timeout", "0"),
     ("lc_collate", "C"),
     ("lc_ctype", "C"),
     ("max_identifier_length", "63"),
@@ -130,11 +140,63 @@ impl Session {
             id: rand::random(),
             write_shard: None,
             start: now,
+            writes: 0,
+            savepoints: Vec::new(),
         };
     }
 
     pub fn end_txn(&mut self) {
         self.txn = Txn::idle();
+    }
+
+    /// `SAVEPOINT name`.
+    pub fn savepoint(&mut self, name: String) -> Result<()> {
+        if self.txn.status == TxnStatus::Idle {
+            return Err(Error::NoTxn("SAVEPOINT can only be used in transaction blocks".into()));
+        }
+        self.txn.savepoints.push((name, self.txn.writes));
+        Ok(())
+    }
+
+    fn find_savepoint(&self, name: &str) -> Result<usize> {
+        self.txn
+            .savepoints
+            .iter()
+            .rposition(|(n, _)| n == name)
+            .ok_or_else(|| Error::NoSavepoint(name.to_string()))
+    }
+
+    /// `RELEASE SAVEPOINT name`: forgets it and every later one.
+    pub fn release(&mut self, name: &str) -> Result<()> {
+        if self.txn.status == TxnStatus::Idle {
+            return Err(Error::NoTxn(
+                "RELEASE SAVEPOINT can only be used in transaction blocks".into(),
+            ));
+        }
+        let i = self.find_savepoint(name)?;
+        self.txn.savepoints.truncate(i);
+        Ok(())
+    }
+
+    /// `ROLLBACK TO SAVEPOINT name`: the transaction goes on from the savepoint, failed or not.
+    /// Undoing writes made since then is not supported yet: that is refused, and the block
+    /// stays failed, so ROLLBACK undoes everything.
+    pub fn rollback_to(&mut self, name: &str) -> Result<()> {
+        if self.txn.status == TxnStatus::Idle {
+            return Err(Error::NoTxn(
+                "ROLLBACK TO SAVEPOINT can only be used in transaction blocks".into(),
+            ));
+        }
+        let i = self.find_savepoint(name)?;
+        if self.txn.writes > self.txn.savepoints[i].1 {
+            return Err(Error::Unsupported(format!(
+                "ROLLBACK TO SAVEPOINT cannot undo writes yet: this transaction wrote after SAVEPOINT {name}; \
+                 roll back the whole transaction"
+            )));
+        }
+        self.txn.savepoints.truncate(i + 1);
+        self.txn.status = TxnStatus::InBlock;
+        Ok(())
     }
 
     /// Marks the block failed after an error.

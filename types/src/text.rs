@@ -487,7 +487,8 @@ fn parse_time(s: &str) -> Option<i64> {
             (whole, (frac * 1_000_000.0).round_ties_even() as i64)
         }
     };
-    if parts.next().is_some() || !(0..24).contains(&h) && !(h == 24 && m == 0 && sec == 0 && micros == 0) {
+    let midnight_after = h == 24 && m == 0 && sec == 0 && micros == 0;
+    if parts.next().is_some() || !((0..24).contains(&h) || midnight_after) {
         return None;
     }
     if !(0..60).contains(&m) || !(0..60).contains(&sec) {

@@ -14,21 +14,24 @@ use pgwire::api::auth::{
     StartupHandler,
 };
 use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireServerHandlers, Type, DEFAULT_NAME, METADATA_DATABASE, METADATA_USER,
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type, DEFAULT_NAME, METADATA_DATABASE,
+    METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
-    Bind, BindComplete, Describe, Execute, Sync as PgSync, TARGET_TYPE_BYTE_STATEMENT,
+    Bind, BindComplete, Describe, Execute, Parse, ParseComplete, Sync as PgSync, TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
@@ -38,6 +41,8 @@ use sqlparser::ast;
 use tessera_types::DataType;
 use tokio::sync::watch;
 
+use crate::copy::format::Format as CopyFormat;
+use crate::copy::load::Loader;
 use crate::dispatch::Dispatcher;
 use crate::error::{error_fields, Error};
 use crate::exec::Output;
@@ -71,6 +76,8 @@ pub struct Conn {
     pid: std::sync::atomic::AtomicI32,
     /// Set when the connection is over the limit: startup refuses it.
     refuse: Option<String>,
+    /// The COPY FROM STDIN in progress.
+    copy: tokio::sync::Mutex<Option<Loader>>,
 }
 
 impl Drop for Conn {
@@ -147,6 +154,7 @@ impl Conn {
             cancel,
             pid: std::sync::atomic::AtomicI32::new(0),
             refuse,
+            copy: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -178,6 +186,54 @@ impl Conn {
                 }
                 client
                     .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))
+                    .await
+                    .map_err(SendError::wire)?;
+            }
+            Output::CopyIn(_) => {
+                return Err(SendError::Statement(Error::Unsupported(
+                    "COPY FROM STDIN must be the only statement of its query string".into(),
+                )))
+            }
+            Output::CopyOut { columns, rows, options } => {
+                let format = i8::from(options.format == CopyFormat::Binary);
+                let response =
+                    CopyOutResponse::new(format, columns.len() as i16, vec![i16::from(format); columns.len()]);
+                client
+                    .feed(PgWireBackendMessage::CopyOutResponse(response))
+                    .await
+                    .map_err(SendError::wire)?;
+                let mut data = copy_data(columns, rows, options.clone());
+                let mut n = 0u64;
+                let mut rx = self.cancel.subscribe();
+                rx.borrow_and_update();
+                loop {
+                    let next = tokio::select! {
+                        r = data.next() => r,
+                        _ = rx.changed() => Some(Err(Error::Cancelled)),
+                    };
+                    let Some(chunk) = next else { break };
+                    let (bytes, rows) = chunk.map_err(SendError::Statement)?;
+                    n += rows;
+                    client
+                        .feed(PgWireBackendMessage::CopyData(CopyData::new(bytes.into())))
+                        .await
+                        .map_err(SendError::wire)?;
+                }
+                if options.format == CopyFormat::Binary {
+                    let trailer = crate::copy::format::binary_trailer();
+                    client
+                        .feed(PgWireBackendMessage::CopyData(CopyData::new(trailer.into())))
+                        .await
+                        .map_err(SendError::wire)?;
+                }
+                client
+                    .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
+                    .await
+                    .map_err(SendError::wire)?;
+                client
+                    .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(format!(
+                        "COPY {n}"
+                    ))))
                     .await
                     .map_err(SendError::wire)?;
             }
@@ -336,6 +392,13 @@ impl SimpleQueryHandler for Conn {
                     .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value)))
                     .await?;
             }
+            if let (Output::CopyIn(plan), 1) = (&ran.output, statements.len()) {
+                let (columns, format) = self.start_copy(plan.as_ref().clone()).await;
+                let response = CopyInResponse::new(format, columns as i16, vec![i16::from(format); columns]);
+                client.send(PgWireBackendMessage::CopyInResponse(response)).await?;
+                client.set_state(PgWireConnectionState::CopyInProgress(false));
+                return Ok(());
+            }
             match self.send_output(client, ran.output).await {
                 Ok(()) => {}
                 Err(SendError::Wire(e)) => return Err(e),
@@ -466,6 +529,42 @@ impl ExtendedQueryHandler for Conn {
         })
     }
 
+    /// Parses and stores a statement. A statement that does not parse or bind fails the
+    /// transaction block, as any failing statement does; a named statement may not be
+    /// replaced (42P05) until it is closed.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_owned());
+        let result = if name != DEFAULT_NAME && client.portal_store().get_statement(&name).is_some() {
+            Err(user_error(&Error::Exec(tessera_types::ExecError::other(
+                "42P05",
+                format!("prepared statement \"{name}\" already exists"),
+            ))))
+        } else {
+            StoredStatement::parse(client, &message, self.query_parser()).await
+        };
+        let stored = match result {
+            Ok(s) => s,
+            Err(e) => {
+                self.session.lock().await.fail();
+                return Err(e);
+            }
+        };
+        match stored {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client.portal_store().put_empty_statement(&name),
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -522,21 +621,32 @@ impl ExtendedQueryHandler for Conn {
     {
         let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
         let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
-        match client.portal_store().get_statement(statement_name) {
+        let wrong_count = |needed: usize| {
+            user_error(&Error::Protocol(format!(
+                "bind message supplies {} parameters, but prepared statement \"{statement_name}\" requires {needed}",
+                message.parameters.len()
+            )))
+        };
+        let bound = match client.portal_store().get_statement(statement_name) {
             Some(pgwire::api::store::Entry::Value(statement)) => {
-                let portal = Portal::try_new(&message, statement)?;
-                client.portal_store().put_portal(Arc::new(portal));
-            }
-            Some(pgwire::api::store::Entry::Empty) => {
-                if !message.parameters.is_empty() {
-                    return Err(user_error(&Error::Protocol(format!(
-                        "bind message supplies {} parameters, but prepared statement \"{statement_name}\" requires 0",
-                        message.parameters.len()
-                    ))));
+                let needed = statement.statement.params.len();
+                if message.parameters.len() != needed {
+                    Err(wrong_count(needed))
+                } else {
+                    Portal::try_new(&message, statement)
+                        .map(|portal| client.portal_store().put_portal(Arc::new(portal)))
                 }
-                client.portal_store().put_empty_portal(portal_name);
             }
-            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+            Some(pgwire::api::store::Entry::Empty) if !message.parameters.is_empty() => Err(wrong_count(0)),
+            Some(pgwire::api::store::Entry::Empty) => {
+                client.portal_store().put_empty_portal(portal_name);
+                Ok(())
+            }
+            None => Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        };
+        if let Err(e) = bound {
+            self.session.lock().await.fail();
+            return Err(e);
         }
         client
             .feed(PgWireBackendMessage::BindComplete(BindComplete::new()))
@@ -634,6 +744,19 @@ impl ExtendedQueryHandler for Conn {
                 .await?;
         }
         Ok(match ran.output {
+            Output::CopyIn(plan) => {
+                let (columns, format) = self.start_copy(*plan).await;
+                Response::CopyIn(CopyResponse::new(format, columns, futures::stream::empty()))
+            }
+            Output::CopyOut { columns, rows, options } => {
+                let format = i8::from(options.format == CopyFormat::Binary);
+                let n = columns.len();
+                let data = copy_data(columns, rows, options).map(|chunk| match chunk {
+                    Ok((bytes, _)) => Ok(CopyData::new(bytes.into())),
+                    Err(e) => Err(user_error(&e)),
+                });
+                Response::CopyOut(CopyResponse::new(format, n, data))
+            }
             Output::Empty => Response::EmptyQuery,
             Output::Command { tag, notice: n } => {
                 if let Some(n) = n {
@@ -654,6 +777,116 @@ impl ExtendedQueryHandler for Conn {
                 Response::Query(qr)
             }
         })
+    }
+}
+
+impl Conn {
+    /// Readies the loader of a COPY FROM STDIN; returns its column count and format code.
+    async fn start_copy(&self, plan: crate::copy::CopyIn) -> (usize, i8) {
+        let loader = Loader::new(self.shared.dispatcher.executor.clone(), plan);
+        let shape = loader.shape();
+        *self.copy.lock().await = Some(loader);
+        shape
+    }
+}
+
+/// COPY data as the client receives it: one message per row, each paired with the rows it
+/// holds. The binary header or CSV header line travels with the first row (alone when there
+/// are no rows). The binary trailer is not included.
+type CopyDataStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<(Vec<u8>, u64), Error>> + Send>>;
+
+fn copy_data(
+    columns: Vec<OutputColumn>,
+    rows: crate::exec::RowStream,
+    options: crate::copy::format::Options,
+) -> CopyDataStream {
+    use crate::copy::format::{binary_header, csv_header, encode_row};
+    let types: Vec<DataType> = columns.iter().map(|c| c.ty).collect();
+    let prefix = match options.format {
+        CopyFormat::Binary => binary_header(),
+        CopyFormat::Csv if options.header => {
+            let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+            csv_header(&names, &options)
+        }
+        _ => Vec::new(),
+    };
+    let state = (rows, prefix, types, options);
+    Box::pin(futures::stream::unfold(Some(state), |state| async move {
+        let (mut rows, mut prefix, types, options) = state?;
+        match rows.next().await {
+            Some(Ok(row)) => {
+                let mut out = std::mem::take(&mut prefix);
+                encode_row(&row, &types, &options, &mut out);
+                Some((Ok((out, 1)), Some((rows, prefix, types, options))))
+            }
+            Some(Err(e)) => Some((Err(e), None)),
+            None if !prefix.is_empty() => Some((Ok((prefix, 0)), None)),
+            None => None,
+        }
+    }))
+}
+
+#[async_trait]
+impl CopyHandler for Conn {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut copy = self.copy.lock().await;
+        if let Some(loader) = copy.as_mut() {
+            let mut session = self.session.lock().await;
+            loader.data(&copy_data.data, &mut session).await;
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(mut loader) = self.copy.lock().await.take() else {
+            return Ok(());
+        };
+        let mut session = self.session.lock().await;
+        let result = loader.done(&mut session).await;
+        if result.is_err() {
+            session.fail();
+        }
+        client.set_transaction_status(status_byte(&session));
+        match result {
+            Ok(n) => {
+                client
+                    .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(format!(
+                        "COPY {n}"
+                    ))))
+                    .await?;
+                Ok(())
+            }
+            Err(e) => Err(user_error(&e)),
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let error = match self.copy.lock().await.take() {
+            Some(mut loader) => loader.abort(&fail.message).await,
+            None => Error::Exec(tessera_types::ExecError::other(
+                "57014",
+                format!("COPY from stdin failed: {}", fail.message),
+            )),
+        };
+        let mut session = self.session.lock().await;
+        session.fail();
+        client.set_transaction_status(status_byte(&session));
+        user_error(&error)
     }
 }
 
@@ -701,5 +934,9 @@ impl PgWireServerHandlers for Handlers {
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.canceller.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.conn.clone()
     }
 }

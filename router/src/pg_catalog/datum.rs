@@ -27,6 +27,8 @@ pub enum Datum {
     /// An OID of the kind, with the name it prints as.
     Reg(i64, String),
     Array(Vec<Datum>),
+    /// A composite value (what `_pg_expandarray` returns): named fields.
+    Record(Vec<(String, Datum)>),
     /// Any other value (dates, numerics...), as the distributed engine computes it.
     Other(Value),
 }
@@ -86,6 +88,14 @@ impl Datum {
             Datum::Text(s) => Some(s.clone()),
             Datum::Reg(_, name) => Some(name.clone()),
             Datum::Array(items) => Some(array_text(items)),
+            Datum::Record(fields) => Some(format!(
+                "({})",
+                fields
+                    .iter()
+                    .map(|(_, d)| d.to_text().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )),
             Datum::Other(v) => v.to_text(),
         }
     }

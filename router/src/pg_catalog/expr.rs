@@ -91,6 +91,9 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "pg_current_xact_id",
     "inet_server_addr",
     "inet_server_port",
+    "pg_advisory_unlock_all",
+    "pg_collation_is_visible",
+    "pg_opclass_is_visible",
     "array",
     "coalesce",
 ];
@@ -153,6 +156,11 @@ fn elements(d: &Datum) -> Option<Vec<Datum>> {
     }
 }
 
+/// How many elements an array value has (0 for NULL).
+pub(super) fn element_count(d: &Datum) -> usize {
+    elements(d).map_or(0, |e| e.len())
+}
+
 /// A datum as a SQL literal of its type, for the binder.
 fn literal(d: &Datum, ty: Option<DataType>) -> Result<ast::Expr> {
     let value = |v: ast::Value| ast::Expr::Value(v.into());
@@ -200,6 +208,9 @@ struct Substitute<'e, 'a> {
     env: &'e Env<'e>,
     /// Whether to substitute typed NULLs (for type inference) instead of values.
     types_only: bool,
+    /// Whether the expression's root was seen: the root itself is the binder's to evaluate
+    /// (substituting it would hand it back to `Engine::eval`, which sent it here).
+    past_root: bool,
     error: Option<Error>,
 }
 
@@ -207,7 +218,7 @@ impl VisitorMut for Substitute<'_, '_> {
     type Break = ();
 
     fn pre_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<()> {
-        if !self.engine.evaluates_itself(e) {
+        if !std::mem::replace(&mut self.past_root, true) || !self.engine.evaluates_itself(e) {
             return ControlFlow::Continue(());
         }
         let r = if self.types_only {
@@ -262,6 +273,9 @@ impl Engine<'_> {
                     | ast::BinaryOperator::PGRegexNotMatch
                     | ast::BinaryOperator::PGRegexNotIMatch
                     | ast::BinaryOperator::PGCustomBinaryOperator(_)
+                    | ast::BinaryOperator::BitwiseAnd
+                    | ast::BinaryOperator::BitwiseOr
+                    | ast::BinaryOperator::PGBitwiseXor
             ),
             _ => false,
         }
@@ -278,10 +292,9 @@ impl Engine<'_> {
             engine: self,
             env,
             types_only,
+            past_root: false,
             error: None,
         };
-        // The top node is not one this module evaluates (or we would not be here): only its
-        // parts are substituted.
         let _ = e.visit(&mut s);
         if let Some(err) = s.error {
             return Err(err);
@@ -449,8 +462,31 @@ impl Engine<'_> {
                 a.elem.iter().map(|x| self.eval(x, env)).collect::<Result<_>>()?,
             )),
             E::CompoundFieldAccess { root, access_chain } => {
-                let mut v = self.eval(root, env)?;
-                for access in access_chain {
+                // `t.col[i]` parses as `t` followed by `.col` and `[i]`.
+                let (mut v, chain) = match (root.as_ref(), access_chain.first()) {
+                    (E::Identifier(q), Some(ast::AccessExpr::Dot(E::Identifier(c)))) if env.has_rel(&ident(q)) => {
+                        (env.lookup(Some(&ident(q)), &ident(c))?.0, &access_chain[1..])
+                    }
+                    _ => (self.eval(root, env)?, &access_chain[..]),
+                };
+                for access in chain {
+                    if let ast::AccessExpr::Dot(ast::Expr::Identifier(field)) = access {
+                        let name = ident(field);
+                        v = match v {
+                            Datum::Record(fields) => fields
+                                .into_iter()
+                                .find(|(n, _)| *n == name)
+                                .map(|(_, d)| d)
+                                .ok_or_else(|| Error::UndefinedColumn(name.clone()))?,
+                            d if d.is_null() => Datum::Null,
+                            _ => {
+                                return Err(Error::Syntax(format!(
+                                    "column notation .{name} applied to a non-composite value"
+                                )))
+                            }
+                        };
+                        continue;
+                    }
                     let ast::AccessExpr::Subscript(ast::Subscript::Index { index }) = access else {
                         return Err(Error::Unsupported(format!("{e} is not supported in catalog queries")));
                     };
@@ -550,6 +586,17 @@ impl Engine<'_> {
             }
             B::PGRegexMatch | B::PGRegexIMatch | B::PGRegexNotMatch | B::PGRegexNotIMatch => {
                 self.regex(left, op, right, env)
+            }
+            B::BitwiseAnd | B::BitwiseOr | B::PGBitwiseXor => {
+                let (l, r) = (self.eval(left, env)?, self.eval(right, env)?);
+                Ok(match (l.as_int(), r.as_int()) {
+                    (Some(a), Some(b)) if !l.is_null() && !r.is_null() => Datum::Int(match op {
+                        B::BitwiseAnd => a & b,
+                        B::BitwiseOr => a | b,
+                        _ => a ^ b,
+                    }),
+                    _ => Datum::Null,
+                })
             }
             B::PGCustomBinaryOperator(parts) => {
                 let op = match parts.last().map(String::as_str) {
@@ -667,10 +714,12 @@ impl Engine<'_> {
             _ => None,
         } {
             let name = match kind {
-                RegKind::Class => rel_by_oid(map, oid).map(|(r, part)| match part {
-                    RelPart::Index => r.index_name(),
-                    _ => r.name,
-                }),
+                RegKind::Class => rel_by_oid(map, oid)
+                    .map(|(r, part)| match part {
+                        RelPart::Index => r.index_name(),
+                        _ => r.name,
+                    })
+                    .or_else(|| relations::catalog_rel_name(oid).map(|n| format!("pg_catalog.{n}"))),
                 RegKind::Type => type_name(oid),
                 RegKind::Namespace => namespace_name(oid).map(str::to_string),
                 RegKind::Role => (oid == ROLE_OID).then(|| self.src.user.to_string()),
@@ -688,12 +737,20 @@ impl Engine<'_> {
         };
         let found = match kind {
             RegKind::Class => {
-                let name = match text.rsplit_once('.') {
-                    Some((schema, n)) if unquoted(schema) == "public" => unquoted(n),
-                    Some(_) => String::new(),
-                    None => unquoted(&text),
+                let (schema, name) = match text.rsplit_once('.') {
+                    Some((schema, n)) => (Some(unquoted(schema)), unquoted(n)),
+                    None => (None, unquoted(&text)),
                 };
-                rel_oid_by_name(map, &name).map(|oid| (oid, name))
+                let user = match schema.as_deref() {
+                    None | Some("public") => rel_oid_by_name(map, &name).map(|oid| (oid, name.clone())),
+                    _ => None,
+                };
+                user.or_else(|| match schema.as_deref() {
+                    None | Some("pg_catalog") => {
+                        relations::catalog_rel_oid(&name).map(|oid| (oid, format!("pg_catalog.{name}")))
+                    }
+                    _ => None,
+                })
             }
             RegKind::Type => type_oid(&text).map(|oid| (oid, type_name(oid).unwrap_or_else(|| text.clone()))),
             RegKind::Namespace => {
@@ -785,7 +842,11 @@ impl Engine<'_> {
                 }
             }
             "pg_table_is_visible" => Datum::Bool(rel_by_oid(map, oid()).is_some()),
-            "pg_type_is_visible" | "pg_function_is_visible" => Datum::Bool(true),
+            "pg_type_is_visible" | "pg_function_is_visible" | "pg_collation_is_visible" | "pg_opclass_is_visible" => {
+                Datum::Bool(true)
+            }
+            // There are no advisory locks to release: the call succeeds, returning void.
+            "pg_advisory_unlock_all" => text(String::new()),
             "pg_get_expr" => args.first().cloned().unwrap_or(Datum::Null),
             "pg_get_partkeydef" => rel_by_oid(map, oid())
                 .filter(|(r, part)| *part == RelPart::Relation && r.partitioned())
@@ -1230,6 +1291,11 @@ impl Engine<'_> {
             | E::Exists { .. }
             | E::Like { .. }
             | E::ILike { .. } => DataType::Bool,
+            E::BinaryOp {
+                op: ast::BinaryOperator::BitwiseAnd | ast::BinaryOperator::BitwiseOr | ast::BinaryOperator::PGBitwiseXor,
+                left,
+                ..
+            } => self.infer(left, env),
             E::BinaryOp { op, .. } if self.evaluates_itself(e) || is_comparison(op) => DataType::Bool,
             E::BinaryOp {
                 op: ast::BinaryOperator::And | ast::BinaryOperator::Or,
@@ -1294,6 +1360,8 @@ impl Engine<'_> {
             "pg_table_is_visible"
             | "pg_type_is_visible"
             | "pg_function_is_visible"
+            | "pg_collation_is_visible"
+            | "pg_opclass_is_visible"
             | "pg_is_in_recovery"
             | "pg_relation_is_publishable" => DataType::Bool,
             n if n.starts_with("has_") || n == "pg_has_role" => DataType::Bool,

@@ -253,10 +253,56 @@ fn dedupe(rows: Vec<Vec<Datum>>) -> Vec<Vec<Datum>> {
     out
 }
 
-/// A select-list item after expanding wildcards.
-enum Item<'e> {
+/// One output row's context: a row, and the rows of its group when aggregating.
+type Group = (Vec<Datum>, Option<Vec<Vec<Datum>>>);
+
+/// A select-list item after expanding wildcards (window functions already replaced by the
+/// hidden columns that hold their values).
+enum Item {
     Column(usize),
-    Expr(&'e ast::Expr),
+    Expr(Box<ast::Expr>),
+}
+
+/// Set-returning functions a select list may call: each input row gives as many output rows
+/// as the longest of them returns.
+const SELECT_LIST_SRFS: &[&str] = &["unnest", "generate_subscripts", "generate_series", "_pg_expandarray"];
+
+/// `f(...)` or `(f(...)).field` for a set-returning `f`: the call and the field.
+fn srf_call(e: &ast::Expr) -> Option<(&ast::Function, Option<String>)> {
+    match e {
+        ast::Expr::Function(f) if f.over.is_none() => {
+            let name = object_parts(&f.name).last().cloned().unwrap_or_default();
+            SELECT_LIST_SRFS.contains(&name.as_str()).then_some((f, None))
+        }
+        ast::Expr::Nested(inner) => srf_call(inner),
+        ast::Expr::CompoundFieldAccess { root, access_chain } => match access_chain.as_slice() {
+            [ast::AccessExpr::Dot(ast::Expr::Identifier(field))] => {
+                srf_call(root).map(|(f, _)| (f, Some(ident(field))))
+            }
+            _ => None,
+        },
+        ast::Expr::CompoundIdentifier(_) => None,
+        _ => None,
+    }
+}
+
+/// Replaces window function calls by references to hidden columns, collecting the calls.
+struct WindowCollector {
+    calls: Vec<ast::Function>,
+}
+
+impl sqlparser::ast::VisitorMut for WindowCollector {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<()> {
+        if let ast::Expr::Function(f) = e {
+            if f.over.is_some() {
+                self.calls.push(f.clone());
+                *e = ast::Expr::Identifier(ast::Ident::new(format!("\u{1}window{}", self.calls.len() - 1)));
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 impl Engine<'_> {
@@ -456,16 +502,20 @@ impl Engine<'_> {
                     }
                 }
                 ast::SelectItem::UnnamedExpr(e) => {
-                    items.push(Item::Expr(e));
-                    names.push(column_name(e, |t| crate::sql::names::data_type(t).ok()));
+                    items.push(Item::Expr(Box::new(e.clone())));
+                    names.push(match srf_call(e) {
+                        Some((_, Some(field))) => field,
+                        _ => column_name(e, |t| crate::sql::names::data_type(t).ok()),
+                    });
                 }
                 ast::SelectItem::ExprWithAlias { expr, alias } => {
-                    items.push(Item::Expr(expr));
+                    items.push(Item::Expr(Box::new(expr.clone())));
                     names.push(ident(alias));
                 }
                 other => return Err(Error::Unsupported(format!("select item {other} is not supported"))),
             }
         }
+        let (shape, rows) = self.windows(shape, rows, &mut items, outer)?;
         let types_env = Env::new(&shape, &[], outer);
         let columns: Vec<(String, DataType)> = items
             .iter()
@@ -473,7 +523,10 @@ impl Engine<'_> {
             .map(|(item, name)| {
                 let ty = match item {
                     Item::Column(i) => column_type(&shape, *i),
-                    Item::Expr(e) => self.infer(e, &types_env),
+                    Item::Expr(e) => match srf_call(e) {
+                        Some((f, field)) => self.srf_type(f, field.as_deref(), &types_env),
+                        None => self.infer(e, &types_env),
+                    },
                 };
                 (name.clone(), ty)
             })
@@ -491,14 +544,14 @@ impl Engine<'_> {
 
         // One evaluation context per output row: the row, or a group of rows.
         let null_row = vec![Datum::Null; shape.width()];
-        let groups: Vec<(Vec<Datum>, Option<Vec<Vec<Datum>>>)> = if aggregated {
+        let groups: Vec<Group> = if aggregated {
             let group_exprs: Vec<&ast::Expr> = group_by
                 .iter()
                 .map(|g| match g {
                     ast::Expr::Value(v) => match &v.value {
                         ast::Value::Number(n, _) => {
                             match n.parse::<usize>().ok().and_then(|p| items.get(p.wrapping_sub(1))) {
-                                Some(Item::Expr(e)) => Ok(*e),
+                                Some(Item::Expr(e)) => Ok(e.as_ref()),
                                 _ => Err(Error::InvalidColumnReference(format!(
                                     "GROUP BY position {n} is not in select list"
                                 ))),
@@ -551,21 +604,46 @@ impl Engine<'_> {
                     continue;
                 }
             }
-            let values: Vec<Datum> = items
-                .iter()
-                .map(|item| match item {
-                    Item::Column(i) => Ok(row.get(*i).cloned().unwrap_or(Datum::Null)),
-                    Item::Expr(e) => self.eval(e, &env),
-                })
-                .collect::<Result<_>>()?;
-            let key_values: Vec<Datum> = keys
-                .iter()
-                .map(|k| match k.source {
-                    KeySource::Output(i) => Ok(values[i].clone()),
-                    KeySource::Expr(e) => self.eval(e, &env),
-                })
-                .collect::<Result<_>>()?;
-            out.push((values, key_values));
+            // Each item's value, or values for a set-returning call.
+            let mut produced: Vec<Vec<Datum>> = Vec::with_capacity(items.len());
+            let mut many = false;
+            for item in &items {
+                produced.push(match item {
+                    Item::Column(i) => vec![row.get(*i).cloned().unwrap_or(Datum::Null)],
+                    Item::Expr(e) => match srf_call(e) {
+                        Some((f, field)) if members.is_none() => {
+                            many = true;
+                            self.srf_values(f, field.as_deref(), &env)?
+                        }
+                        _ => vec![self.eval(e, &env)?],
+                    },
+                });
+            }
+            let count = if many {
+                produced.iter().map(Vec::len).max().unwrap_or(0)
+            } else {
+                1
+            };
+            for k in 0..count {
+                let values: Vec<Datum> = produced
+                    .iter()
+                    .map(|p| {
+                        if many && p.len() == 1 && k > 0 {
+                            p[0].clone()
+                        } else {
+                            p.get(k).cloned().unwrap_or(Datum::Null)
+                        }
+                    })
+                    .collect();
+                let key_values: Vec<Datum> = keys
+                    .iter()
+                    .map(|key| match key.source {
+                        KeySource::Output(i) => Ok(values[i].clone()),
+                        KeySource::Expr(e) => self.eval(e, &env),
+                    })
+                    .collect::<Result<_>>()?;
+                out.push((values, key_values));
+            }
         }
         if matches!(s.distinct, Some(ast::Distinct::Distinct)) {
             let mut seen: Vec<Vec<Datum>> = Vec::new();
@@ -587,6 +665,153 @@ impl Engine<'_> {
             columns,
             rows: out.into_iter().map(|(v, _)| v).collect(),
         })
+    }
+
+    /// Computes the window functions the items call (`row_number() OVER (PARTITION BY ...
+    /// ORDER BY ...)`, `rank`, `dense_rank`, `count`): each becomes a hidden column of every
+    /// row, which the items then read.
+    fn windows(
+        &self,
+        mut shape: Shape,
+        mut rows: Vec<Vec<Datum>>,
+        items: &mut [Item],
+        outer: Option<&Env>,
+    ) -> Result<(Shape, Vec<Vec<Datum>>)> {
+        let mut collector = WindowCollector { calls: Vec::new() };
+        for item in items.iter_mut() {
+            if let Item::Expr(e) = item {
+                let _ = sqlparser::ast::VisitMut::visit(e, &mut collector);
+            }
+        }
+        if collector.calls.is_empty() {
+            return Ok((shape, rows));
+        }
+        let mut columns = Vec::new();
+        for (w, call) in collector.calls.iter().enumerate() {
+            let name = object_parts(&call.name).last().cloned().unwrap_or_default();
+            let Some(ast::WindowType::WindowSpec(spec)) = &call.over else {
+                return Err(Error::Unsupported("named windows are not supported".into()));
+            };
+            if !matches!(name.as_str(), "row_number" | "rank" | "dense_rank" | "count") {
+                return Err(Error::Unsupported(format!("window function {name} is not supported")));
+            }
+            // (partition key, order key, row index) of every row, sorted.
+            let mut keyed = Vec::with_capacity(rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                let env = Env::new(&shape, row, outer);
+                let part: Vec<Datum> = spec
+                    .partition_by
+                    .iter()
+                    .map(|p| self.eval(p, &env))
+                    .collect::<Result<_>>()?;
+                let ord: Vec<Datum> = spec
+                    .order_by
+                    .iter()
+                    .map(|o| self.eval(&o.expr, &env))
+                    .collect::<Result<_>>()?;
+                keyed.push((part, ord, i));
+            }
+            let order_keys = sort_keys(&spec.order_by, &[], true)?;
+            let part_keys: Vec<SortKey> = spec
+                .partition_by
+                .iter()
+                .map(|e| SortKey {
+                    source: KeySource::Expr(e),
+                    descending: false,
+                    nulls_first: false,
+                })
+                .collect();
+            keyed.sort_by(|a, b| {
+                compare_keys(&part_keys, &a.0, &b.0).then_with(|| compare_keys(&order_keys, &a.1, &b.1))
+            });
+            let mut values = vec![Datum::Null; rows.len()];
+            let mut start = 0;
+            while start < keyed.len() {
+                let end = (start..keyed.len())
+                    .find(|&j| compare_keys(&part_keys, &keyed[j].0, &keyed[start].0) != Ordering::Equal)
+                    .unwrap_or(keyed.len());
+                let (mut rank, mut dense) = (0i64, 0i64);
+                for j in start..end {
+                    let peer = j > start && compare_keys(&order_keys, &keyed[j].1, &keyed[j - 1].1) == Ordering::Equal;
+                    if !peer {
+                        rank = (j - start) as i64 + 1;
+                        dense += 1;
+                    }
+                    values[keyed[j].2] = Datum::Int(match name.as_str() {
+                        "row_number" => (j - start) as i64 + 1,
+                        "rank" => rank,
+                        "dense_rank" => dense,
+                        _ => (end - start) as i64,
+                    });
+                }
+                start = end;
+            }
+            for (row, v) in rows.iter_mut().zip(values) {
+                row.push(v);
+            }
+            columns.push((format!("\u{1}window{w}"), DataType::Int8));
+        }
+        shape.add("\u{1}windows".into(), columns);
+        Ok((shape, rows))
+    }
+
+    /// The rows a set-returning call in a select list gives for one input row.
+    fn srf_values(&self, f: &ast::Function, field: Option<&str>, env: &Env) -> Result<Vec<Datum>> {
+        let name = object_parts(&f.name).last().cloned().unwrap_or_default();
+        let args: Vec<ast::FunctionArg> = match &f.args {
+            ast::FunctionArguments::List(l) => l.args.clone(),
+            _ => Vec::new(),
+        };
+        if name == "generate_subscripts" {
+            let arr = match args.first() {
+                Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))) => self.eval(e, env)?,
+                _ => return Err(Error::UndefinedFunction("generate_subscripts".into())),
+            };
+            let zero_based = matches!(&arr, Datum::Text(t) if !t.trim_start().starts_with('{'));
+            let n = super::expr::element_count(&arr);
+            let base = i64::from(!zero_based);
+            return Ok((0..n as i64).map(|i| Datum::Int(i + base)).collect());
+        }
+        let r = self.table_function(&name, &args, Some(env))?;
+        let column = match field {
+            // A function of several columns gives a composite value.
+            None if r.columns.len() > 1 => {
+                return Ok(r
+                    .rows
+                    .into_iter()
+                    .map(|row| Datum::Record(r.columns.iter().map(|(n, _)| n.clone()).zip(row).collect()))
+                    .collect())
+            }
+            None => 0,
+            Some(fname) => r
+                .columns
+                .iter()
+                .position(|(c, _)| c == fname)
+                .ok_or_else(|| Error::UndefinedColumn(fname.to_string()))?,
+        };
+        Ok(r.rows.into_iter().map(|mut row| row.swap_remove(column)).collect())
+    }
+
+    fn srf_type(&self, f: &ast::Function, field: Option<&str>, env: &Env) -> DataType {
+        let name = object_parts(&f.name).last().cloned().unwrap_or_default();
+        match (name.as_str(), field) {
+            ("generate_subscripts" | "generate_series", _) | ("_pg_expandarray", Some("n")) => DataType::Int4,
+            ("unnest" | "_pg_expandarray", _) => {
+                let arg = match &f.args {
+                    ast::FunctionArguments::List(l) => match l.args.first() {
+                        Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))) => Some(e),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                // Arrays of the catalog (indkey, conkey...) hold smallints; others text.
+                match arg.map(|a| self.infer(a, env)) {
+                    Some(DataType::Text) | None => DataType::Text,
+                    Some(t) => t,
+                }
+            }
+            _ => DataType::Text,
+        }
     }
 
     /// The rows of the FROM list that pass `filter`, each condition applied as soon as the

@@ -456,6 +456,7 @@ pub const PG_CATALOG_RELATIONS: &[&str] = &[
     "pg_event_trigger",
     "pg_stat_activity",
     "pg_locks",
+    "pg_cursors",
     "pg_prepared_xacts",
     "pg_opclass",
     "pg_operator",
@@ -1262,6 +1263,55 @@ fn information_schema(src: &Source, name: &str) -> Option<Relation> {
         .build(),
         _ => return None,
     })
+}
+
+/// The OIDs PostgreSQL gives its own catalogs (what `'pg_catalog.pg_class'::regclass` is).
+const CATALOG_OIDS: &[(&str, i64)] = &[
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_proc", 1255),
+    ("pg_class", 1259),
+    ("pg_authid", 1260),
+    ("pg_database", 1262),
+    ("pg_tablespace", 1213),
+    ("pg_am", 2601),
+    ("pg_attrdef", 2604),
+    ("pg_constraint", 2606),
+    ("pg_depend", 2608),
+    ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_inherits", 2611),
+    ("pg_namespace", 2615),
+    ("pg_rewrite", 2618),
+    ("pg_trigger", 2620),
+    ("pg_sequence", 2224),
+    ("pg_extension", 3079),
+    ("pg_policy", 3256),
+    ("pg_partitioned_table", 3350),
+    ("pg_statistic_ext", 3381),
+    ("pg_collation", 3456),
+    ("pg_enum", 3501),
+    ("pg_range", 3541),
+    ("pg_publication", 6104),
+];
+
+/// The OID of the catalog relation `name` (of `pg_catalog`).
+pub fn catalog_rel_oid(name: &str) -> Option<i64> {
+    if let Some((_, oid)) = CATALOG_OIDS.iter().find(|(n, _)| *n == name) {
+        return Some(*oid);
+    }
+    PG_CATALOG_RELATIONS
+        .iter()
+        .position(|n| *n == name)
+        .map(|i| 12_500 + i as i64)
+}
+
+/// The name of the catalog relation with this OID.
+pub fn catalog_rel_name(oid: i64) -> Option<&'static str> {
+    PG_CATALOG_RELATIONS
+        .iter()
+        .copied()
+        .find(|n| catalog_rel_oid(n) == Some(oid))
 }
 
 /// The relation with this OID, or whose primary key index or constraint has it.

@@ -112,6 +112,13 @@ pub enum Bound {
     Insert(InsertPlan),
     Update(UpdatePlan),
     Delete(DeletePlan),
+    /// `COPY ... FROM STDIN`.
+    CopyIn(Box<crate::copy::CopyIn>),
+    /// `COPY ... TO STDOUT` of a query (a table's is `SELECT * FROM` it).
+    CopyOut {
+        query: Box<Bound>,
+        options: crate::copy::format::Options,
+    },
     /// Schema change, with its command tag.
     Ddl {
         request: DdlRequest,
@@ -120,10 +127,16 @@ pub enum Bound {
     Begin,
     Commit,
     Rollback,
+    /// `SAVEPOINT name`, `RELEASE SAVEPOINT name`, `ROLLBACK TO SAVEPOINT name`.
+    Savepoint(String),
+    Release(String),
+    RollbackTo(String),
     /// `SET name = value` (`None` resets to the default).
     Set {
         name: String,
         value: Option<String>,
+        /// `SET` or `RESET`.
+        tag: &'static str,
     },
     Show {
         name: String,

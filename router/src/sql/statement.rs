@@ -95,11 +95,34 @@ impl Visitor for DepthProbe {
     }
 }
 
+/// PostgreSQL takes `on` and `off` for COPY's boolean options (`WITH (FREEZE ON)`, as
+/// `pgbench -i` sends); the parser only `true` and `false`.
+fn copy_booleans_spelled_out(sql: &str) -> Option<String> {
+    if !sql
+        .trim_start()
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
+    {
+        return None;
+    }
+    let re = regex::Regex::new(r"(?i)\b(freeze|header)\s+(on|off)\b").ok()?;
+    let fixed = re.replace_all(sql, |c: &regex::Captures| {
+        let value = if c[2].eq_ignore_ascii_case("on") {
+            "true"
+        } else {
+            "false"
+        };
+        format!("{} {value}", &c[1])
+    });
+    (fixed != sql).then(|| fixed.into_owned())
+}
+
 /// Parses a query string into statements.
 pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
     let statements = match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
         Ok(s) => s,
         Err(e) => match move_with_before_partition(sql)
+            .or_else(|| copy_booleans_spelled_out(sql))
             .and_then(|fixed| Parser::parse_sql(&PostgreSqlDialect {}, &fixed).ok())
         {
             Some(s) => s,
@@ -134,7 +157,7 @@ fn setting_value(values: &[ast::Expr]) -> Option<String> {
 
 /// Binds a query: catalog queries are answered at once by `pg_catalog`; a query that reads no
 /// table goes there too when the distributed binder does not know what it calls.
-fn bind_select(ctx: &Ctx, q: &ast::Query) -> Result<Bound> {
+pub fn bind_select(ctx: &Ctx, q: &ast::Query) -> Result<Bound> {
     let answer = |q| {
         crate::pg_catalog::run(ctx, q).map(|a| Bound::Rows {
             columns: a.columns,
@@ -160,6 +183,21 @@ pub fn bind(ctx: &Ctx, stmt: &ast::Statement) -> Result<Bound> {
     use ast::Statement as S;
     Ok(match stmt {
         S::Query(q) => bind_select(ctx, q)?,
+        S::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            values,
+        } => {
+            if !values.is_empty() {
+                return Err(Error::Unsupported(
+                    "COPY data inside the query string is not supported; send it as COPY data (psql's \\copy)".into(),
+                ));
+            }
+            crate::copy::bind_copy(ctx, source, *to, target, options, legacy_options)?
+        }
         S::Insert(ins) => Bound::Insert(bind_insert(ctx, ins)?),
         S::Update(up) => Bound::Update(bind_update(ctx, up)?),
         S::Delete(del) => Bound::Delete(bind_delete(ctx, del)?),
@@ -179,21 +217,36 @@ pub fn bind(ctx: &Ctx, stmt: &ast::Statement) -> Result<Bound> {
         S::StartTransaction { .. } => Bound::Begin,
         S::Commit { .. } => Bound::Commit,
         S::Rollback { savepoint: None, .. } => Bound::Rollback,
-        S::Rollback { savepoint: Some(_), .. } | S::Savepoint { .. } | S::ReleaseSavepoint { .. } => {
-            return Err(Error::Unsupported("savepoints are not supported yet".into()))
-        }
+        S::Rollback {
+            savepoint: Some(name), ..
+        } => Bound::RollbackTo(ident(name)),
+        S::Savepoint { name } => Bound::Savepoint(ident(name)),
+        S::ReleaseSavepoint { name } => Bound::Release(ident(name)),
+        // No cursors, listeners or advisory locks to let go of: what a connection pool sends
+        // when it hands a connection back succeeds.
+        S::Close { .. } => Bound::NoOp {
+            tag: "CLOSE CURSOR ALL",
+            notice: None,
+        },
+        S::UNLISTEN { .. } => Bound::NoOp {
+            tag: "UNLISTEN",
+            notice: None,
+        },
         S::Set(set) => match set {
             ast::Set::SingleAssignment { variable, values, .. } => Bound::Set {
                 name: object_parts(variable).join("."),
                 value: setting_value(values),
+                tag: "SET",
             },
             ast::Set::SetTimeZone { value, .. } => Bound::Set {
                 name: "timezone".into(),
                 value: setting_value(std::slice::from_ref(value)),
+                tag: "SET",
             },
             ast::Set::SetNames { charset_name, .. } => Bound::Set {
                 name: "client_encoding".into(),
                 value: Some(charset_name.value.clone()),
+                tag: "SET",
             },
             ast::Set::SetTransaction { .. } => Bound::NoOp {
                 tag: "SET",
@@ -216,10 +269,12 @@ pub fn bind(ctx: &Ctx, stmt: &ast::Statement) -> Result<Bound> {
             ast::Reset::ConfigurationParameter(name) => Bound::Set {
                 name: object_parts(name).join("."),
                 value: None,
+                tag: "RESET",
             },
             ast::Reset::ALL => Bound::Set {
                 name: "all".into(),
                 value: None,
+                tag: "RESET",
             },
             _ => return Err(Error::Unsupported(format!("{stmt} is not supported"))),
         },
@@ -237,7 +292,6 @@ pub fn bind(ctx: &Ctx, stmt: &ast::Statement) -> Result<Bound> {
             tag: "DEALLOCATE",
             notice: None,
         },
-        S::Copy { .. } => return Err(Error::Unsupported("COPY is not supported yet".into())),
         other => {
             let text = other.to_string();
             let head: Vec<&str> = text.split_whitespace().take(2).collect();

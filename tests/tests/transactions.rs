@@ -228,3 +228,74 @@ async fn rollback_discards_every_write_of_the_transaction() {
     run(&client, "ROLLBACK").await;
     assert_eq!(rows(&observer, "SELECT * FROM studt ORDER BY stud_id").await, before);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn savepoints_recover_a_failed_statement_and_refuse_to_undo_writes() {
+    let cluster = Cluster::start(3).await;
+    let client = cluster.client().await;
+    create_studt(&client).await;
+
+    // Outside a block, savepoints are refused as PostgreSQL refuses them.
+    assert_refused(&client, "SAVEPOINT s", "25P01", &["transaction blocks"]).await;
+
+    // An error after a savepoint fails the block; ROLLBACK TO the savepoint recovers it and
+    // the writes before the savepoint are kept.
+    run(&client, "BEGIN").await;
+    run(&client, "INSERT INTO studt VALUES (1, 'kept', 1)").await;
+    run(&client, "SAVEPOINT before_error").await;
+    assert_refused(&client, "SELECT 1/0", "22012", &["division by zero"]).await;
+    assert_refused(&client, "SELECT 1", "25P02", &["aborted"]).await;
+    run(&client, "ROLLBACK TO SAVEPOINT before_error").await;
+    assert_eq!(number(&client, "SELECT count(*) FROM studt").await, 1);
+    run(&client, "RELEASE SAVEPOINT before_error").await;
+    assert_refused(&client, "RELEASE SAVEPOINT before_error", "3B001", &["before_error"]).await;
+    run(&client, "ROLLBACK").await;
+    run(&client, "BEGIN").await;
+    run(&client, "INSERT INTO studt VALUES (1, 'kept', 1)").await;
+    run(&client, "SAVEPOINT s").await;
+    run(&client, "SAVEPOINT t").await;
+    run(&client, "RELEASE SAVEPOINT s").await;
+    run(&client, "COMMIT").await;
+    assert_eq!(number(&client, "SELECT count(*) FROM studt WHERE stud_id = 1").await, 1);
+
+    // Undoing a write made after the savepoint is not supported: refused, the block stays
+    // failed, and ROLLBACK undoes all of it.
+    run(&client, "BEGIN").await;
+    run(&client, "SAVEPOINT s").await;
+    run(&client, "INSERT INTO studt VALUES (2, 'undone', 2)").await;
+    assert_refused(&client, "ROLLBACK TO SAVEPOINT s", "0A000", &["cannot undo writes"]).await;
+    assert_refused(&client, "SELECT 1", "25P02", &["aborted"]).await;
+    run(&client, "ROLLBACK").await;
+    assert_eq!(number(&client, "SELECT count(*) FROM studt").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_that_fails_to_parse_in_the_extended_protocol_fails_the_block() {
+    let cluster = Cluster::start(3).await;
+    let client = cluster.client().await;
+    create_studt(&client).await;
+
+    run(&client, "BEGIN").await;
+    client
+        .execute("INSERT INTO studt VALUES ($1, 'lost', 1)", &[&7i32])
+        .await
+        .expect("the insert in the block succeeds");
+    // Parse fails (unknown table): PostgreSQL aborts the block, so COMMIT rolls back.
+    let e = client
+        .prepare("SELECT * FROM no_such_table WHERE x = $1")
+        .await
+        .expect_err("preparing a query of a missing table fails");
+    assert_eq!(sqlstate(&e), Some("42P01"), "{e}");
+    assert_refused(&client, "SELECT 1", "25P02", &["aborted"]).await;
+    let tags = client.simple_query("COMMIT").await.expect("COMMIT answers");
+    assert!(
+        tags.iter()
+            .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::CommandComplete(_))),
+        "COMMIT completes"
+    );
+    assert_eq!(
+        number(&client, "SELECT count(*) FROM studt").await,
+        0,
+        "the failed block wrote nothing"
+    );
+}

@@ -39,6 +39,7 @@ pub struct WriteBatch {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyWrite {
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// The version the row had when the write was computed; `None` when it did not exist.
     pub expected: Option<u64>,

@@ -4,8 +4,10 @@
 //! extended protocol, and prints throughput, p50 and p99 latency and the ratio to PostgreSQL.
 //!
 //! Workloads: `insert` (single-row INSERTs of new keys into a hash-partitioned table),
-//! `point` (SELECT of one row by primary key) and `range` (SELECT of 100 consecutive keys of a
-//! range-partitioned table). Nothing here asserts a speed: the figures are for people to read.
+//! `point` (SELECT of one row by primary key), `range` (SELECT of 100 consecutive keys of a
+//! range-partitioned table) and `copy` (one COPY FROM STDIN of `--copy-rows` three-column rows
+//! into a table of four range shards; PostgreSQL: the same table unpartitioned). Nothing here
+//! asserts a speed: the figures are for people to read.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -38,6 +40,9 @@ pub struct BenchArgs {
     /// Rows loaded for the read workloads
     #[arg(long, default_value_t = 100_000)]
     pub rows: i64,
+    /// Rows the `copy` workload loads (in one COPY, whatever --clients says)
+    #[arg(long, default_value_t = 1_000_000)]
+    pub copy_rows: i64,
     /// Directory with PostgreSQL's initdb and postgres (default: $PG_BIN_DIR, then
     /// /usr/lib/postgresql/*/bin)
     #[arg(long, value_name = "DIR")]
@@ -113,7 +118,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         let cluster = Cluster::start(&config).await?;
         let addr = cluster.router.addr.clone();
         let client = connect(&addr).await?;
-        setup_tessera(&client, args.rows).await?;
+        setup_tessera(&client, args.rows, args.copy_rows).await?;
         let system = format!("tessera r={replicas}");
         let fsyncs = || cluster.wal_stats().fsyncs;
         results.extend(run_workloads(&args, &addr, &system, Some(&fsyncs)).await?);
@@ -155,7 +160,7 @@ async fn load(client: &Client, table: &str, rows: i64) -> Result<(), BenchError>
     Ok(())
 }
 
-async fn setup_tessera(client: &Client, rows: i64) -> Result<(), BenchError> {
+async fn setup_tessera(client: &Client, rows: i64, copy_rows: i64) -> Result<(), BenchError> {
     client
         .batch_execute(
             "CREATE TABLE bench_w (k BIGINT PRIMARY KEY, v TEXT, n INT) PARTITION BY HASH (k);
@@ -163,9 +168,28 @@ async fn setup_tessera(client: &Client, rows: i64) -> Result<(), BenchError> {
              CREATE TABLE bench_w1 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 1);
              CREATE TABLE bench_w2 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 2);
              CREATE TABLE bench_w3 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 3);
-             CREATE TABLE bench_r (k BIGINT PRIMARY KEY, v TEXT, n INT) PARTITION BY RANGE (k);",
+             CREATE TABLE bench_r (k BIGINT PRIMARY KEY, v TEXT, n INT) PARTITION BY RANGE (k);
+             CREATE TABLE bench_c (k INT PRIMARY KEY, v TEXT, n INT) PARTITION BY RANGE (k);",
         )
         .await?;
+    let copy_quarter = copy_rows / 4 + 1;
+    for i in 0..4 {
+        let from = if i == 0 {
+            "MINVALUE".to_string()
+        } else {
+            (i * copy_quarter).to_string()
+        };
+        let to = if i == 3 {
+            "MAXVALUE".to_string()
+        } else {
+            ((i + 1) * copy_quarter).to_string()
+        };
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE bench_c{i} PARTITION OF bench_c FOR VALUES FROM ({from}) TO ({to})"
+            ))
+            .await?;
+    }
     let quarter = rows / 4 + 1;
     for i in 0..4 {
         let from = if i == 0 {
@@ -191,7 +215,8 @@ async fn setup_postgres(client: &Client, rows: i64) -> Result<(), BenchError> {
     client
         .batch_execute(
             "CREATE TABLE bench_w (k BIGINT PRIMARY KEY, v TEXT, n INT);
-             CREATE TABLE bench_r (k BIGINT PRIMARY KEY, v TEXT, n INT);",
+             CREATE TABLE bench_r (k BIGINT PRIMARY KEY, v TEXT, n INT);
+             CREATE TABLE bench_c (k INT PRIMARY KEY, v TEXT, n INT);",
         )
         .await?;
     load(client, "bench_r", rows).await?;
@@ -208,6 +233,16 @@ async fn run_workloads(
 ) -> Result<Vec<Measurement>, BenchError> {
     let mut out = Vec::new();
     for workload in &args.workloads {
+        if workload == "copy" {
+            progress(args, &format!("{system}: copy of {} rows", args.copy_rows));
+            let before = fsyncs.map(|f| f());
+            let mut m = run_copy(args, addr, system).await?;
+            if let (Some(f), Some(before)) = (fsyncs, before) {
+                m.fsyncs_per_op = Some((f() - before) as f64 / m.ops.max(1) as f64);
+            }
+            out.push(m);
+            continue;
+        }
         for &clients in &args.clients {
             progress(
                 args,
@@ -222,6 +257,46 @@ async fn run_workloads(
         }
     }
     Ok(out)
+}
+
+/// One COPY FROM STDIN of `copy_rows` rows (`k, 'student k', k % 100`), generated as it is
+/// sent, into `bench_c`; the rate is rows per second.
+async fn run_copy(args: &BenchArgs, addr: &str, system: &str) -> Result<Measurement, BenchError> {
+    use futures::SinkExt;
+    let client = connect(addr).await?;
+    let start = Instant::now();
+    let sink = client.copy_in("COPY bench_c FROM STDIN").await?;
+    futures::pin_mut!(sink);
+    let mut k = 0;
+    while k < args.copy_rows {
+        let end = (k + 10_000).min(args.copy_rows);
+        let mut chunk = String::with_capacity(32 * 10_000);
+        for i in k..end {
+            chunk.push_str(&format!("{i}\tstudent {i}\t{}\n", i % 100));
+        }
+        sink.send(bytes::Bytes::from(chunk)).await?;
+        k = end;
+    }
+    let rows = sink.finish().await?;
+    let seconds = start.elapsed().as_secs_f64().max(1e-9);
+    if rows != args.copy_rows as u64 {
+        return Err(BenchError::Setup(format!(
+            "{system}: COPY reported {rows} rows, {} were sent",
+            args.copy_rows
+        )));
+    }
+    Ok(Measurement {
+        workload: "copy".into(),
+        clients: 1,
+        system: system.to_string(),
+        ops: rows,
+        seconds,
+        ops_per_second: rows as f64 / seconds,
+        p50_ms: seconds * 1000.0,
+        p99_ms: seconds * 1000.0,
+        errors: 0,
+        fsyncs_per_op: None,
+    })
 }
 
 /// Runs one workload with `clients` connections for the configured time.
@@ -297,7 +372,7 @@ async fn client_loop(
         "range" => "SELECT k, v, n FROM bench_r WHERE k >= $1 AND k < $2",
         other => {
             return Err(BenchError::Setup(format!(
-                "unknown workload {other} (use insert, point, range)"
+                "unknown workload {other} (use insert, point, range, copy)"
             )))
         }
     };

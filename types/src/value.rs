@@ -25,7 +25,7 @@ pub enum Value {
     Numeric(#[serde(with = "decimal_bytes")] Decimal),
     /// text, varchar, char (stored blank-padded) and name.
     Text(String),
-    Bytea(Vec<u8>),
+    Bytea(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Days since 2000-01-01.
     Date(i32),
     /// Microseconds since 2000-01-01 00:00:00.
@@ -47,7 +47,7 @@ mod decimal_bytes {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        let bytes: Vec<u8> = serde::de::Deserialize::deserialize(d)?;
+        let bytes: Vec<u8> = serde_bytes::deserialize(d)?;
         let arr: [u8; 16] = bytes
             .try_into()
             .map_err(|_| serde::de::Error::custom("a numeric value must be 16 bytes"))?;

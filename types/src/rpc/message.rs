@@ -103,6 +103,7 @@ pub enum Request {
         shard: ShardId,
         to: ReplicaId,
         kind: RaftKind,
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
 
@@ -175,7 +176,7 @@ pub enum Response {
         version: u64,
         notice: Option<String>,
     },
-    Raft(Vec<u8>),
+    Raft(#[serde(with = "serde_bytes")] Vec<u8>),
     ReadIndex(u64),
     NodeStatus(Vec<ReplicaStatus>),
     Checksums(Vec<ReplicaChecksum>),

@@ -4,8 +4,10 @@
 #
 #   1. installs what the tests need when it is missing: Debian packages (psql, the real
 #      PostgreSQL server the differential tests compare against, kill, setpriv, python3 with
-#      venv), a virtualenv with psycopg 3 under the target directory for the Python driver
-#      test (exported as TESSERA_PYTHON), and the rustfmt and clippy components;
+#      venv, a JDK and pgjdbc for the JDBC driver test), a virtualenv under the target
+#      directory with the Python drivers the driver tests use (psycopg 3, psycopg2, asyncpg,
+#      SQLAlchemy 2; exported as TESSERA_PYTHON), the pgjdbc jar's path (exported as
+#      TESSERA_JDBC_JAR), and the rustfmt and clippy components;
 #   2. cargo fmt --check, then clippy with warnings as errors;
 #   3. builds the release binary the end-to-end tests start (exported as TESSERA_BIN);
 #   4. runs every test of the workspace in release mode (cargo-nextest if installed).
@@ -80,12 +82,24 @@ command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
 [ -n "$(find_pg_bin_dir)" ] || packages+=(postgresql)
 type -P kill >/dev/null 2>&1 || packages+=(procps)
 type -P setpriv >/dev/null 2>&1 || packages+=(setpriv)
-# Python 3 with venv (and ensurepip, which Debian ships apart) for the psycopg driver test.
+# Python 3 with venv (and ensurepip, which Debian ships apart) for the Python driver tests.
 if ! command -v python3 >/dev/null 2>&1; then
     packages+=(python3 python3-venv)
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     packages+=(python3-venv)
 fi
+# A JDK and pgjdbc (Debian's jar) for the JDBC driver test, which compiles and runs
+# tests/java/TesseraJdbcTest.java with javac and java from $JAVA_HOME/bin, or the PATH.
+has_jdk_program() {
+    if [ -n "${JAVA_HOME:-}" ]; then
+        [ -x "$JAVA_HOME/bin/$1" ]
+    else
+        type -P "$1" >/dev/null 2>&1
+    fi
+}
+{ has_jdk_program javac && has_jdk_program java; } || packages+=(default-jdk-headless)
+TESSERA_JDBC_JAR="${TESSERA_JDBC_JAR:-/usr/share/java/postgresql.jar}"
+[ -f "$TESSERA_JDBC_JAR" ] || packages+=(libpostgresql-jdbc-java)
 if [ "${#packages[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 ||
         fail "missing ${packages[*]} and there is no apt-get to install them; install them and rerun"
@@ -103,23 +117,36 @@ PG_BIN_DIR="$(find_pg_bin_dir)"
 export PG_BIN_DIR
 echo "psql:       $(command -v psql)"
 echo "PG_BIN_DIR: $PG_BIN_DIR"
+{ has_jdk_program javac && has_jdk_program java; } ||
+    fail "javac or java is still missing after installing default-jdk-headless (JAVA_HOME=${JAVA_HOME:-unset})"
+[ -f "$TESSERA_JDBC_JAR" ] ||
+    fail "the pgjdbc jar $TESSERA_JDBC_JAR is still missing after installing libpostgresql-jdbc-java"
+export TESSERA_JDBC_JAR
+echo "TESSERA_JDBC_JAR: $TESSERA_JDBC_JAR ($(if [ -n "${JAVA_HOME:-}" ]; then "$JAVA_HOME/bin/javac" -version; else javac -version; fi 2>&1))"
 
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 target_dir="${target_dir:-$PWD/target}"
 
-# psycopg 3 for tests/tests/driver_psycopg.rs, in a virtualenv of its own under the target
-# directory (the system's Python is left alone), made once and reused while it imports psycopg.
+# The Python drivers for tests/tests/driver_{psycopg,psycopg2,asyncpg,sqlalchemy}.rs, in a
+# virtualenv of their own under the target directory (the system's Python is left alone), made
+# once and reused while it imports them all; what is missing is installed into it.
 python_venv="$target_dir/python-venv"
-if ! "$python_venv/bin/python" -c 'import psycopg' >/dev/null 2>&1; then
-    echo "creating $python_venv with psycopg 3"
-    python3 -m venv --clear "$python_venv"
-    "$python_venv/bin/python" -m pip install --quiet --disable-pip-version-check 'psycopg[binary]>=3.1,<4'
+python_drivers=('psycopg[binary]>=3.1,<4' 'psycopg2-binary>=2.9,<3' 'asyncpg>=0.29,<1' 'sqlalchemy>=2,<3')
+python_imports='import psycopg, psycopg2, asyncpg, sqlalchemy; assert sqlalchemy.__version__.startswith("2.")'
+if ! "$python_venv/bin/python" -c "$python_imports" >/dev/null 2>&1; then
+    if ! "$python_venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        echo "creating $python_venv"
+        python3 -m venv --clear "$python_venv"
+    fi
+    echo "installing into $python_venv: ${python_drivers[*]}"
+    "$python_venv/bin/python" -m pip install --quiet --disable-pip-version-check "${python_drivers[@]}"
 fi
-psycopg_version="$("$python_venv/bin/python" -c 'import psycopg; print(psycopg.__version__)')" ||
-    fail "psycopg does not import in $python_venv after installing it"
+python_versions="$("$python_venv/bin/python" -c 'import psycopg, psycopg2, asyncpg, sqlalchemy
+print(f"psycopg {psycopg.__version__}, psycopg2 {psycopg2.__version__.split()[0]}, asyncpg {asyncpg.__version__}, SQLAlchemy {sqlalchemy.__version__}")')" ||
+    fail "the Python drivers do not import in $python_venv after installing them"
 TESSERA_PYTHON="$python_venv/bin/python"
 export TESSERA_PYTHON
-echo "TESSERA_PYTHON: $TESSERA_PYTHON (psycopg $psycopg_version)"
+echo "TESSERA_PYTHON: $TESSERA_PYTHON ($python_versions)"
 
 # rustup component NAME provides `cargo SUBCOMMAND`.
 for pair in rustfmt:fmt clippy:clippy; do

@@ -97,6 +97,8 @@ pub struct Session {
     pub database: String,
     pub txn: Txn,
     settings: BTreeMap<String, String>,
+    /// What RESET returns a setting to when the client chose it at startup.
+    startup: BTreeMap<String, String>,
 }
 
 /// The name PostgreSQL reports a setting under (`DateStyle`, `TimeZone`...).
@@ -120,6 +122,18 @@ impl Session {
             database,
             txn: Txn::idle(),
             settings,
+            startup: BTreeMap::new(),
+        }
+    }
+
+    /// Applies a setting the client sent at startup; RESET returns to it. A value Tessera
+    /// does not support leaves the default in place.
+    pub fn set_at_startup(&mut self, name: &str, value: String) {
+        let name = name.to_ascii_lowercase();
+        if self.set(&name, Some(value)).is_ok() {
+            if let Some(v) = self.settings.get(&name).cloned() {
+                self.startup.insert(name, v);
+            }
         }
     }
 
@@ -218,12 +232,15 @@ impl Session {
             for (k, v) in DEFAULT_SETTINGS {
                 self.settings.insert(k.to_string(), v.to_string());
             }
+            self.settings.extend(self.startup.clone());
             return Ok(None);
         }
-        let default = DEFAULT_SETTINGS
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string());
+        let default = self.startup.get(&name).cloned().or_else(|| {
+            DEFAULT_SETTINGS
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        });
         let custom = name.contains('.');
         let Some(default) = default.or_else(|| custom.then(String::new)) else {
             return Err(Error::UnknownSetting(name));

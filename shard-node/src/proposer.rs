@@ -111,7 +111,7 @@ impl Proposer {
             let (sets, replies): (Vec<WriteSet>, Vec<Reply>) =
                 lot.into_iter().map(|(ws, _, reply)| (ws, reply)).unzip();
             let n = sets.len();
-            match self.raft.client_write(WriteBatch { sets }).await {
+            match self.raft.client_write(WriteBatch::new(sets)).await {
                 Ok(resp) if resp.data.len() == n => {
                     for (reply, outcome) in replies.into_iter().zip(resp.data) {
                         let _ = reply.send(Ok(outcome));

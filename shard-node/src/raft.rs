@@ -34,7 +34,15 @@ pub struct WriteSet {
 /// applied on its own, in order, so one that conflicts leaves the others unaffected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WriteBatch {
-    pub sets: Vec<WriteSet>,
+    /// Shared: openraft copies an entry for the log, for each follower it sends it to and for
+    /// applying it, and an entry may hold megabytes of rows.
+    pub sets: Arc<Vec<WriteSet>>,
+}
+
+impl WriteBatch {
+    pub fn new(sets: Vec<WriteSet>) -> WriteBatch {
+        WriteBatch { sets: Arc::new(sets) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -393,7 +393,7 @@ impl Replica {
                     if self.ack_before_commit {
                         // The negative control: answer before a majority holds the write.
                         self.raft
-                            .client_write_ff(WriteBatch { sets: vec![ws] })
+                            .client_write_ff(WriteBatch::new(vec![ws]))
                             .await
                             .map_err(RpcError::internal)?;
                         return Ok(effect.outcome);

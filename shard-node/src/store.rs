@@ -173,7 +173,7 @@ impl Store {
                     }
                     EntryPayload::Normal(batch) => batch
                         .sets
-                        .into_iter()
+                        .iter()
                         .map(|ws| self.apply_write_set(&mut rows, &mut requests, index, ws))
                         .collect::<Result<Vec<_>, _>>()?,
                 };
@@ -198,7 +198,7 @@ impl Store {
         rows: &mut redb::Table<&[u8], &[u8]>,
         requests: &mut redb::Table<&[u8], &[u8]>,
         index: u64,
-        ws: WriteSet,
+        ws: &WriteSet,
     ) -> Result<ApplyOutcome, StoreError> {
         let rid = ws.request_id.to_be_bytes();
         if requests.get(rid.as_slice()).map_err(|e| self.err(e))?.is_some() {
@@ -213,10 +213,10 @@ impl Store {
                 return Ok(ApplyOutcome::Conflict);
             }
         }
-        for w in ws.writes {
-            match w.row {
+        for w in &ws.writes {
+            match &w.row {
                 Some(row) => {
-                    rows.insert(w.key.as_slice(), encode_row(index, &row).as_slice())
+                    rows.insert(w.key.as_slice(), encode_row(index, row).as_slice())
                         .map_err(|e| self.err(e))?;
                 }
                 None => {

@@ -31,7 +31,7 @@ fn log_id(index: u64) -> LogId<u64> {
 fn normal(index: u64, ws: WriteSet) -> Entry<ShardRaft> {
     Entry {
         log_id: log_id(index),
-        payload: EntryPayload::Normal(WriteBatch { sets: vec![ws] }),
+        payload: EntryPayload::Normal(WriteBatch::new(vec![ws])),
     }
 }
 
@@ -400,9 +400,7 @@ async fn the_write_sets_of_one_entry_apply_in_order_each_with_its_own_outcome() 
     let retry_of_first = ws(1, vec![put(b"a", None, row(1, "a1"))]);
     let entry = Entry {
         log_id: log_id(1),
-        payload: EntryPayload::Normal(WriteBatch {
-            sets: vec![first, other_key, same_key, retry_of_first],
-        }),
+        payload: EntryPayload::Normal(WriteBatch::new(vec![first, other_key, same_key, retry_of_first])),
     };
     let outcomes = sm.apply(vec![entry]).await.expect("apply");
     assert_eq!(

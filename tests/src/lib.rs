@@ -1,9 +1,11 @@
 //! The end-to-end test harness: it starts the real `tessera` binary as separate processes
 //! (a catalog, shard nodes and a router, or `tessera dev`), a real PostgreSQL to compare
-//! against, and drives both with real clients (tokio-postgres and psql).
+//! against, and drives both with real clients (tokio-postgres and psql; the driver tests also
+//! run client libraries in Python and Java).
 //!
 //! The tests themselves live in `tests/tests/*.rs`; the differential SQL scripts they replay
-//! live in `tests/sql/*.sql`. Run everything with `scripts/test.sh`, or one test with
+//! live in `tests/sql/*.sql`, and the driver checks written in Python and Java in
+//! `tests/python/` and `tests/java/`. Run everything with `scripts/test.sh`, or one test with
 //! `cargo test -p tessera-tests --test transactions` after `cargo build --release`.
 //!
 //! What lives where:
@@ -20,6 +22,8 @@
 //! - [`psql`]: running the `psql` program.
 //! - [`differential`]: replaying a SQL script on Tessera and PostgreSQL and comparing every
 //!   statement's outcome.
+//! - [`script`]: running a client program in another language (`tests/python/*.py`,
+//!   `tests/java/*.java`) against a fresh cluster, for the driver tests.
 //!
 //! Every process the harness starts is killed when its owner is dropped, and when a test
 //! fails the harness prints each process's log path and last lines and keeps the temporary
@@ -37,6 +41,7 @@ pub mod postgres;
 pub mod process;
 pub mod psql;
 pub mod replication;
+pub mod script;
 
 pub use client::{
     connect, describe_error, execute, query_error, query_rows, retry_until, simple_rows, sqlstate, TextRows,

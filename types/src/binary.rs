@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-use crate::datatype::DataType;
+use crate::datatype::{ArrayElem, DataType};
 use crate::error::{ExecError, ExecResult};
 use crate::value::Value;
 
@@ -55,7 +55,69 @@ pub fn decode_binary(bytes: &[u8], ty: DataType) -> ExecResult<Value> {
         DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(bytes, ty)?)),
         DataType::TimestampTz => Value::TimestampTz(i64::from_be_bytes(fixed(bytes, ty)?)),
         DataType::Uuid => Value::Uuid(fixed(bytes, ty)?),
+        DataType::Array(elem) => decode_array(bytes, elem).ok_or_else(|| bad_binary(ty))??,
     })
+}
+
+/// An array in PostgreSQL's binary format (one dimension), as its text literal.
+fn decode_array(bytes: &[u8], elem: ArrayElem) -> Option<ExecResult<Value>> {
+    let int = |at: usize| -> Option<i32> { Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?)) };
+    let ndim = int(0)?;
+    if ndim == 0 {
+        return Some(Ok(Value::Text("{}".into())));
+    }
+    if ndim != 1 {
+        return Some(Err(ExecError::other(
+            "0A000",
+            "only one-dimensional arrays are supported",
+        )));
+    }
+    let len = usize::try_from(int(12)?).ok()?;
+    let mut at = 20;
+    let mut items = Vec::with_capacity(len);
+    for _ in 0..len {
+        let n = int(at)?;
+        at += 4;
+        if n < 0 {
+            items.push(None);
+            continue;
+        }
+        let raw = bytes.get(at..at + n as usize)?;
+        at += n as usize;
+        items.push(match decode_binary(raw, elem.data_type()) {
+            Ok(v) => v.to_text(),
+            Err(e) => return Some(Err(e)),
+        });
+    }
+    Some(Ok(Value::Text(crate::text::format_array_literal(&items))))
+}
+
+/// Encodes an array literal (`{1,2}`) of `elem`s in PostgreSQL's binary array format.
+pub fn encode_binary_array(literal: &str, elem: ArrayElem, out: &mut Vec<u8>) -> ExecResult<()> {
+    let items = crate::text::parse_array_literal(literal)
+        .ok_or_else(|| ExecError::other("22P02", format!("malformed array literal: \"{literal}\"")))?;
+    let ty = elem.data_type();
+    out.extend_from_slice(&i32::from(!items.is_empty()).to_be_bytes());
+    out.extend_from_slice(&i32::from(items.iter().any(Option::is_none)).to_be_bytes());
+    out.extend_from_slice(&ty.oid().to_be_bytes());
+    if !items.is_empty() {
+        out.extend_from_slice(&(items.len() as i32).to_be_bytes());
+        out.extend_from_slice(&1i32.to_be_bytes());
+    }
+    let mut scratch = Vec::new();
+    for item in &items {
+        match item {
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(text) => {
+                let v = crate::text::parse_text(text, ty)?;
+                scratch.clear();
+                encode_binary(&v, &mut scratch);
+                out.extend_from_slice(&(scratch.len() as i32).to_be_bytes());
+                out.extend_from_slice(&scratch);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// PostgreSQL's numeric binary format: digit count, weight, sign, display scale, then digits

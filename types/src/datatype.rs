@@ -30,6 +30,62 @@ pub enum DataType {
     Name,
     /// The type of an untyped literal ('abc' or NULL) before context decides.
     Unknown,
+    /// A one-dimensional array, which only answers to `pg_catalog` queries carry. Its values
+    /// travel as array literals (`{a,b}`) in `Value::Text`.
+    Array(ArrayElem),
+}
+
+/// The element types an array may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ArrayElem {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Oid,
+    Text,
+    Name,
+}
+
+impl ArrayElem {
+    /// The element's own type.
+    pub fn data_type(self) -> DataType {
+        match self {
+            ArrayElem::Bool => DataType::Bool,
+            ArrayElem::Int2 => DataType::Int2,
+            ArrayElem::Int4 => DataType::Int4,
+            ArrayElem::Int8 => DataType::Int8,
+            ArrayElem::Oid => DataType::Oid,
+            ArrayElem::Text => DataType::Text,
+            ArrayElem::Name => DataType::Name,
+        }
+    }
+
+    /// The element type for values of type `t` (text for every string type).
+    pub fn of(t: DataType) -> ArrayElem {
+        match t {
+            DataType::Bool => ArrayElem::Bool,
+            DataType::Int2 => ArrayElem::Int2,
+            DataType::Int4 => ArrayElem::Int4,
+            DataType::Int8 => ArrayElem::Int8,
+            DataType::Oid => ArrayElem::Oid,
+            DataType::Name => ArrayElem::Name,
+            _ => ArrayElem::Text,
+        }
+    }
+
+    /// The OID of the array type.
+    fn array_oid(self) -> u32 {
+        match self {
+            ArrayElem::Bool => 1000,
+            ArrayElem::Int2 => 1005,
+            ArrayElem::Int4 => 1007,
+            ArrayElem::Int8 => 1016,
+            ArrayElem::Oid => 1028,
+            ArrayElem::Text => 1009,
+            ArrayElem::Name => 1003,
+        }
+    }
 }
 
 /// The largest precision `numeric` supports here (rust_decimal holds 28 digits).
@@ -57,6 +113,7 @@ impl DataType {
             DataType::TimestampTz => 1184,
             DataType::Numeric(_) => 1700,
             DataType::Uuid => 2950,
+            DataType::Array(e) => e.array_oid(),
         }
     }
 
@@ -81,6 +138,13 @@ impl DataType {
             1184 => DataType::TimestampTz,
             1700 => DataType::Numeric(None),
             2950 => DataType::Uuid,
+            1000 => DataType::Array(ArrayElem::Bool),
+            1005 => DataType::Array(ArrayElem::Int2),
+            1007 => DataType::Array(ArrayElem::Int4),
+            1016 => DataType::Array(ArrayElem::Int8),
+            1028 => DataType::Array(ArrayElem::Oid),
+            1009 => DataType::Array(ArrayElem::Text),
+            1003 => DataType::Array(ArrayElem::Name),
             _ => return None,
         })
     }
@@ -107,6 +171,15 @@ impl DataType {
             DataType::Oid => "oid",
             DataType::Name => "name",
             DataType::Unknown => "unknown",
+            DataType::Array(e) => match e {
+                ArrayElem::Bool => "boolean[]",
+                ArrayElem::Int2 => "smallint[]",
+                ArrayElem::Int4 => "integer[]",
+                ArrayElem::Int8 => "bigint[]",
+                ArrayElem::Oid => "oid[]",
+                ArrayElem::Text => "text[]",
+                ArrayElem::Name => "name[]",
+            },
         }
     }
 

@@ -225,6 +225,78 @@ pub fn parse_text(input: &str, ty: DataType) -> ExecResult<Value> {
         DataType::Uuid => uuid::Uuid::parse_str(t)
             .map(|u| Value::Uuid(*u.as_bytes()))
             .map_err(|_| ExecError::invalid_text(name, input)),
+        DataType::Array(_) => match parse_array_literal(t) {
+            Some(_) => Ok(Value::Text(t.to_string())),
+            None => Err(ExecError::other(
+                "22P02",
+                format!("malformed array literal: \"{input}\""),
+            )),
+        },
+    }
+}
+
+/// An array literal of these elements, quoting them where PostgreSQL's output would.
+pub fn format_array_literal(items: &[Option<String>]) -> String {
+    let element = |item: &Option<String>| match item {
+        None => "NULL".to_string(),
+        Some(t) => {
+            let needs_quotes = t.is_empty()
+                || t.eq_ignore_ascii_case("null")
+                || t.chars()
+                    .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+            if needs_quotes {
+                format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                t.clone()
+            }
+        }
+    };
+    format!("{{{}}}", items.iter().map(element).collect::<Vec<_>>().join(","))
+}
+
+/// The elements of a one-dimensional array literal (`{a,"b c",NULL}`); `None` is NULL.
+/// `None` overall when the text is not such a literal.
+pub fn parse_array_literal(s: &str) -> Option<Vec<Option<String>>> {
+    let body = s.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut items = Vec::new();
+    if body.trim().is_empty() {
+        return Some(items);
+    }
+    let mut chars = body.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut item = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '\\' => item.push(chars.next()?),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+        } else {
+            while let Some(c) = chars.peek().copied() {
+                if c == ',' || c == '{' || c == '}' || c == '"' {
+                    break;
+                }
+                item.push(c);
+                chars.next();
+            }
+            item = item.trim().to_string();
+        }
+        items.push((quoted || !item.eq_ignore_ascii_case("null")).then_some(item));
+        match chars.next() {
+            None => return Some(items),
+            Some(',') => continue,
+            Some(_) => return None,
+        }
     }
 }
 

@@ -324,8 +324,11 @@ impl StartupHandler for Conn {
         {
             let mut s = self.session.lock().await;
             *s = Session::new(user, database);
-            if let Some(app) = md.get("application_name").cloned() {
-                let _ = s.set("application_name", Some(app));
+            // Settings in the startup packet (application_name, DateStyle, extra_float_digits...).
+            for (name, value) in md.iter() {
+                if DEFAULT_SETTINGS.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                    s.set_at_startup(name, value.clone());
+                }
             }
         }
         let pid = self.shared.next_pid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

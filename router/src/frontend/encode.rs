@@ -75,7 +75,12 @@ pub fn data_row(row: &Row, columns: &[OutputColumn], binary: &[bool]) -> Result<
         };
         if binary.get(i).copied().unwrap_or(false) {
             scratch.clear();
-            encode_binary(v, &mut scratch);
+            match (ty, v) {
+                (DataType::Array(elem), Value::Text(literal)) => {
+                    tessera_types::binary::encode_binary_array(literal, elem, &mut scratch)?
+                }
+                _ => encode_binary(v, &mut scratch),
+            }
             buf.put_i32(scratch.len() as i32);
             buf.put_slice(&scratch);
         } else {

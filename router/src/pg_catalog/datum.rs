@@ -166,9 +166,12 @@ impl Datum {
             DataType::Int8 => self.as_int().map_or(Value::Null, Value::Int8),
             DataType::Float4 => self.as_float().map_or(Value::Null, |f| Value::Float4(f as f32)),
             DataType::Float8 => self.as_float().map_or(Value::Null, Value::Float8),
-            DataType::Text | DataType::Name | DataType::Varchar(_) | DataType::Char(_) | DataType::Unknown => {
-                self.to_text().map_or(Value::Null, Value::Text)
-            }
+            DataType::Text
+            | DataType::Name
+            | DataType::Varchar(_)
+            | DataType::Char(_)
+            | DataType::Unknown
+            | DataType::Array(_) => self.to_text().map_or(Value::Null, Value::Text),
             other => match self {
                 Datum::Other(v) if v.data_type().without_modifiers() == other.without_modifiers() => v,
                 d => d
@@ -195,70 +198,19 @@ impl Datum {
     }
 }
 
-/// Quotes an array element as PostgreSQL's array output does when it must.
-fn array_element(d: &Datum) -> String {
-    let Some(t) = d.to_text() else {
-        return "NULL".into();
-    };
-    let needs_quotes = t.is_empty()
-        || t.eq_ignore_ascii_case("null")
-        || t.chars()
-            .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
-    if matches!(d, Datum::Array(_)) || !needs_quotes {
-        return t;
-    }
-    format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
+/// An array's text (`{a,"b c",NULL}`).
 pub fn array_text(items: &[Datum]) -> String {
-    format!("{{{}}}", items.iter().map(array_element).collect::<Vec<_>>().join(","))
+    let texts: Vec<Option<String>> = items.iter().map(Datum::to_text).collect();
+    tessera_types::text::format_array_literal(&texts)
 }
 
 /// Reads a one-dimensional array literal (`{a,"b c",NULL}`); elements are text. Anything
 /// else reads as a one-element array.
 pub fn parse_array(s: &str) -> Datum {
-    let s = s.trim();
-    let Some(body) = s.strip_prefix('{').and_then(|b| b.strip_suffix('}')) else {
-        return Datum::Array(vec![Datum::text(s)]);
-    };
-    let mut items = Vec::new();
-    let mut chars = body.chars().peekable();
-    while chars.peek().is_some() {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut item = String::new();
-        let quoted = chars.peek() == Some(&'"');
-        if quoted {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => item.extend(chars.next()),
-                    '"' => break,
-                    c => item.push(c),
-                }
-            }
-            while chars.peek().is_some_and(|c| *c != ',') {
-                chars.next();
-            }
-        } else {
-            while let Some(c) = chars.peek().copied() {
-                if c == ',' {
-                    break;
-                }
-                item.push(c);
-                chars.next();
-            }
-        }
-        chars.next(); // the comma
-        let item_trimmed = if quoted { item } else { item.trim().to_string() };
-        if !quoted && item_trimmed.eq_ignore_ascii_case("null") {
-            items.push(Datum::Null);
-        } else if !(item_trimmed.is_empty() && !quoted && body.trim().is_empty()) {
-            items.push(Datum::Text(item_trimmed));
-        }
+    match tessera_types::text::parse_array_literal(s) {
+        Some(items) => Datum::Array(items.into_iter().map(|i| i.map_or(Datum::Null, Datum::Text)).collect()),
+        None => Datum::Array(vec![Datum::text(s.trim())]),
     }
-    Datum::Array(items)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{self, VisitMut, VisitorMut};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
+use tessera_types::datatype::ArrayElem;
 use tessera_types::{DataType, ExecError};
 
 use super::datum::{parse_array, Datum, RegKind};
@@ -1308,9 +1309,22 @@ impl Engine<'_> {
             } if self.infer(left, env) == DataType::Text && self.infer(right, env) == DataType::Text => DataType::Text,
             E::Cast { data_type, .. } if reg_kind(data_type).is_some() => DataType::Text,
             E::Cast {
-                data_type: ast::DataType::Array(_),
+                data_type: ast::DataType::Array(elem),
                 ..
-            } => DataType::Text,
+            } => {
+                let elem = match elem {
+                    ast::ArrayElemTypeDef::SquareBracket(t, _)
+                    | ast::ArrayElemTypeDef::AngleBracket(t)
+                    | ast::ArrayElemTypeDef::Parenthesis(t)
+                    | ast::ArrayElemTypeDef::Qualified(t, _) => match custom_type(t).as_deref() {
+                        Some("oid") => DataType::Oid,
+                        Some("name") => DataType::Name,
+                        _ => crate::sql::names::data_type(t).unwrap_or(DataType::Text),
+                    },
+                    ast::ArrayElemTypeDef::None => DataType::Text,
+                };
+                DataType::Array(ArrayElem::of(elem))
+            }
             E::Cast { data_type, .. } if custom_type(data_type).as_deref() == Some("oid") => DataType::Oid,
             E::Cast { data_type, .. } if is_text_type(data_type) => DataType::Text,
             E::Cast { data_type, .. } if self.evaluates_itself(e) => match custom_type(data_type).as_deref() {
@@ -1333,11 +1347,23 @@ impl Engine<'_> {
                 .ok()
                 .and_then(|r| r.columns.first().map(|c| c.1))
                 .unwrap_or(DataType::Text),
-            E::Array(_) | E::CompoundFieldAccess { .. } => DataType::Text,
+            E::Array(a) => DataType::Array(ArrayElem::of(
+                a.elem.first().map_or(DataType::Text, |x| self.infer(x, env)),
+            )),
+            E::CompoundFieldAccess { .. } => DataType::Text,
             E::Function(f) => {
                 let name = object_parts(&f.name).last().cloned().unwrap_or_default();
                 if !CATALOG_FUNCTIONS.contains(&name.as_str()) && !AGGREGATES.contains(&name.as_str()) {
                     return self.binder(e, env, true).map_or(DataType::Text, |(_, t)| t);
+                }
+                if name == "array" {
+                    if let ast::FunctionArguments::Subquery(q) = &f.args {
+                        let first = self
+                            .query(q, Some(env))
+                            .ok()
+                            .and_then(|r| r.columns.first().map(|c| c.1));
+                        return DataType::Array(ArrayElem::of(first.unwrap_or(DataType::Text)));
+                    }
                 }
                 let args = self.args(f).unwrap_or_default();
                 self.function_type(&name, &args, env)
@@ -1356,6 +1382,10 @@ impl Engine<'_> {
             },
             "avg" => DataType::Float8,
             "min" | "max" | "coalesce" => args.first().map_or(DataType::Text, |a| self.infer(a, env)),
+            "array_agg" => DataType::Array(ArrayElem::of(
+                args.first().map_or(DataType::Text, |a| self.infer(a, env)),
+            )),
+            "current_schemas" => DataType::Array(ArrayElem::Name),
             "bool_and" | "bool_or" | "every" => DataType::Bool,
             "pg_table_is_visible"
             | "pg_type_is_visible"

@@ -9,6 +9,7 @@
 //! OIDs are a pure function of the map (`table_oid`, `shard_oid`), so every router gives the
 //! same answers.
 
+use tessera_types::datatype::ArrayElem;
 use tessera_types::schema::{ClusterMap, PartitionMethod, Shard, Table};
 use tessera_types::DataType;
 
@@ -66,6 +67,9 @@ impl Builder {
                 "float8" => (DataType::Float8, Datum::Float(0.0)),
                 "name" => (DataType::Name, Datum::Null),
                 "timestamptz" => (DataType::TimestampTz, Datum::Null),
+                "oid[]" => (DataType::Array(ArrayElem::Oid), Datum::Null),
+                "int2[]" => (DataType::Array(ArrayElem::Int2), Datum::Null),
+                "text[]" | "char[]" => (DataType::Array(ArrayElem::Text), Datum::Null),
                 _ => (DataType::Text, Datum::Null),
             };
             columns.push((name.to_string(), ty));

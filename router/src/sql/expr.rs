@@ -151,6 +151,7 @@ fn category(t: DataType) -> u8 {
         DataType::Bool => 4,
         DataType::Bytea => 5,
         DataType::Uuid => 6,
+        DataType::Array(_) => 7,
         DataType::Unknown => 0,
     }
 }

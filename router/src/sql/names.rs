@@ -157,6 +157,15 @@ pub fn internal_type_name(t: DataType) -> &'static str {
         DataType::Oid => "oid",
         DataType::Name => "name",
         DataType::Unknown => "unknown",
+        DataType::Array(e) => match e {
+            tessera_types::datatype::ArrayElem::Bool => "_bool",
+            tessera_types::datatype::ArrayElem::Int2 => "_int2",
+            tessera_types::datatype::ArrayElem::Int4 => "_int4",
+            tessera_types::datatype::ArrayElem::Int8 => "_int8",
+            tessera_types::datatype::ArrayElem::Oid => "_oid",
+            tessera_types::datatype::ArrayElem::Text => "_text",
+            tessera_types::datatype::ArrayElem::Name => "_name",
+        },
     }
 }
 

@@ -74,6 +74,31 @@ fn channel_stream<T: Send + 'static>(rx: mpsc::Receiver<T>) -> Pin<Box<dyn Strea
     }))
 }
 
+/// Sends a request whose answer may take long (a big write, its commit): while its replica
+/// leads with a majority behind it, the node says every few hundred milliseconds that it is
+/// still working, so only `silence` without a word counts as a timeout.
+async fn call_working(
+    client: &tessera_types::rpc::RpcClient,
+    addr: &str,
+    request: Request,
+    silence: Duration,
+) -> std::result::Result<Response, RpcError> {
+    let mut replies = client.stream(request).await?;
+    loop {
+        match tokio::time::timeout(silence, replies.next()).await {
+            Err(_) => return Err(RpcError::Timeout(silence.as_millis() as u64)),
+            Ok(Some(Ok(Response::Started))) => continue,
+            Ok(Some(reply)) => return reply,
+            Ok(None) => {
+                return Err(RpcError::Disconnected {
+                    addr: addr.to_string(),
+                    reason: "the connection closed before the answer".into(),
+                })
+            }
+        }
+    }
+}
+
 /// A fresh request id: the time in microseconds in the high half, so that the ids a shard
 /// remembers arrive in nearly ascending order (appends to its B-tree rather than inserts all
 /// over it), and 64 random bits below.
@@ -163,13 +188,7 @@ impl Executor {
             } else {
                 TXN_ATTEMPT_TIMEOUT
             };
-            let retryable = match self
-                .routing
-                .pool
-                .client(addr)
-                .call_timeout(request, attempt_timeout)
-                .await
-            {
+            let retryable = match call_working(&self.routing.pool.client(addr), addr, request, attempt_timeout).await {
                 Ok(r) => {
                     self.routing.set_leader(shard_id, node);
                     return Ok(r);

@@ -29,8 +29,16 @@ const MAX_SETS: usize = 512;
 
 /// Most encoded bytes of write sets in one entry (an entry always takes at least one set). An
 /// entry travels to every follower in one message that openraft allows one heartbeat interval,
-/// so it must stay small enough to arrive, be written and be fsynced in that time.
-pub const MAX_ENTRY_BYTES: u64 = 8 << 20;
+/// so it must stay small enough to arrive, be written and be fsynced in that time even on a
+/// busy node; bigger statements are proposed in pieces (`raft::Piece`).
+pub const MAX_ENTRY_BYTES: u64 = 1 << 20;
+
+/// The largest row a write may carry: a piece holds whole rows, so one row is one entry.
+pub const MAX_ROW_BYTES: u64 = 8 << 20;
+
+/// The most one statement (or transaction) may write to one shard: the primary holds it all
+/// in memory while it is proposed.
+pub const MAX_STATEMENT_BYTES: u64 = 64 << 20;
 
 type Reply = oneshot::Sender<Result<ApplyOutcome, RpcError>>;
 

@@ -17,8 +17,6 @@ use tessera_types::rpc::{RaftKind, Request, RequestId, Response, RpcError, RpcPo
 use tessera_types::schema::{NodeId, ReplicaId, ShardId};
 use tessera_types::Row;
 
-use crate::proposer::MAX_ENTRY_BYTES;
-
 /// A statement's or transaction's row writes, which commit together, each conditioned on the
 /// version of the row it replaces (optimistic concurrency: a write computed from a row that
 /// changed in between is refused as a whole). `outcome` is what the statement reports; it is
@@ -28,6 +26,21 @@ pub struct WriteSet {
     pub request_id: RequestId,
     pub writes: Vec<KeyWrite>,
     pub outcome: WriteOutcome,
+    pub piece: Piece,
+}
+
+/// Which part of its statement's writes a write set carries. A statement that writes more
+/// than one log entry should hold (a big DELETE, say) is proposed in pieces: the state
+/// machine stages the leading ones, and the last applies them all, with itself, atomically.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Piece {
+    /// All of them.
+    #[default]
+    Whole,
+    /// The staged piece number `n` (from 0).
+    Staged(u32),
+    /// The last piece, after this many staged ones.
+    Last(u32),
 }
 
 /// A shard's log entry: the write sets proposed together (see `proposer`). Each is checked and
@@ -89,15 +102,18 @@ pub type StoredMembership = openraft::StoredMembership<ReplicaId, ReplicaNode>;
 pub type SnapshotMeta = openraft::SnapshotMeta<ReplicaId, ReplicaNode>;
 pub type StorageError = openraft::StorageError<ReplicaId>;
 
-/// Raft timing for shard groups. Heartbeats every 100 ms; a follower that hears nothing for
-/// 300–600 ms starts an election, so a dead primary is replaced within about a second. The
-/// read lease (`replica::LEADER_LEASE`) must stay below the minimum.
+/// Raft timing for shard groups. Heartbeats every 200 ms; a follower that hears nothing for
+/// 700–1400 ms starts an election. openraft gives every AppendEntries one heartbeat interval to
+/// be answered (a follower's fsync included), so a shorter interval makes a loaded node (a big
+/// COPY or DELETE on a small machine) miss heartbeats and start needless elections, which
+/// lose the open transactions of the primary they depose. The read lease
+/// (`replica::LEADER_LEASE`) must stay below the minimum.
 pub fn raft_config() -> Arc<openraft::Config> {
     let config = openraft::Config {
         cluster_name: "tessera-shard".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
+        heartbeat_interval: 200,
+        election_timeout_min: 700,
+        election_timeout_max: 1_400,
         install_snapshot_timeout: 5_000,
         max_payload_entries: 512,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
@@ -194,14 +210,18 @@ impl ShardPeer {
     }
 }
 
-/// How many of `entries` (at least one) fit in one AppendEntries message of `MAX_ENTRY_BYTES`.
+/// The most bytes of entries one AppendEntries carries (a single larger entry goes alone): small
+/// enough to be written and fsynced by a busy follower within a heartbeat interval.
+const APPEND_BYTES: u64 = 2 << 20;
+
+/// How many of `entries` (at least one) fit in one AppendEntries message of `APPEND_BYTES`.
 fn entries_that_fit(entries: &[openraft::Entry<ShardRaft>]) -> usize {
     let mut bytes = 0;
     entries
         .iter()
         .take_while(|e| {
             bytes += bincode::serialized_size(e).unwrap_or(u64::MAX);
-            bytes <= MAX_ENTRY_BYTES
+            bytes <= APPEND_BYTES
         })
         .count()
         .max(1)
@@ -209,7 +229,7 @@ fn entries_that_fit(entries: &[openraft::Entry<ShardRaft>]) -> usize {
 }
 
 impl RaftNetwork<ShardRaft> for ShardPeer {
-    /// Sends at most `MAX_ENTRY_BYTES` of entries at a time: openraft allows an AppendEntries
+    /// Sends at most `APPEND_BYTES` of entries at a time: openraft allows an AppendEntries
     /// one heartbeat interval, so a follower catching up gets its backlog in pieces, each
     /// reported as a partial success so that openraft sends the rest next.
     async fn append_entries(

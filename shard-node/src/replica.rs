@@ -22,8 +22,8 @@ use tessera_types::ExecError;
 use tokio::sync::mpsc;
 
 use crate::exec::{Batch, ScanError};
-use crate::proposer::{Proposer, MAX_ENTRY_BYTES};
-use crate::raft::{ApplyOutcome, KeyWrite, Peers, Raft, WriteBatch, WriteSet};
+use crate::proposer::{Proposer, MAX_ENTRY_BYTES, MAX_ROW_BYTES, MAX_STATEMENT_BYTES};
+use crate::raft::{ApplyOutcome, KeyWrite, Peers, Piece, Raft, WriteBatch, WriteSet};
 use crate::store::Store;
 use crate::txn::{merged_range, Overlay, TxnRegistry};
 use crate::write::{compute, merge_into};
@@ -336,23 +336,66 @@ impl Replica {
     }
 
     /// Proposes a write set through Raft (with whatever else is being proposed to this shard)
-    /// and waits until it is committed and applied here.
-    /// A write set larger than one log entry may carry is refused before anything is proposed.
+    /// and waits until it is committed and applied here. One bigger than a log entry should
+    /// be goes in pieces (`Piece`), the last of which applies it; one over the statement or
+    /// row limit is refused before anything is proposed.
     async fn propose(&self, ws: WriteSet) -> Result<ApplyOutcome, RpcError> {
-        let bytes = bincode::serialized_size(&ws).unwrap_or(u64::MAX);
-        if bytes > MAX_ENTRY_BYTES {
-            return Err(ExecError::other(
+        let too_big = |what: &str, bytes: u64, limit: u64| -> RpcError {
+            ExecError::other(
                 "54000",
                 format!(
-                    "the statement writes {} MiB to shard {}, more than the {} MiB one write may carry",
+                    "{what} {} MiB to shard {}, more than the {} MiB allowed",
                     bytes.div_ceil(1 << 20),
                     self.shard,
-                    MAX_ENTRY_BYTES >> 20
+                    limit >> 20
                 ),
             )
-            .into());
+            .into()
+        };
+        let bytes = bincode::serialized_size(&ws).unwrap_or(u64::MAX);
+        if bytes <= MAX_ENTRY_BYTES {
+            return self.proposer.propose(ws, bytes).await;
         }
-        self.proposer.propose(ws, bytes).await
+        if bytes > MAX_STATEMENT_BYTES {
+            return Err(too_big("the statement writes", bytes, MAX_STATEMENT_BYTES));
+        }
+        // Pieces of whole key writes, each up to an entry's worth (one big row alone).
+        let mut pieces: Vec<(Vec<KeyWrite>, u64)> = vec![(Vec::new(), 0)];
+        for w in ws.writes {
+            let size = bincode::serialized_size(&w).unwrap_or(u64::MAX);
+            if size > MAX_ROW_BYTES {
+                return Err(too_big("a row of the statement writes", size, MAX_ROW_BYTES));
+            }
+            let last = pieces.last_mut().expect("pieces start with one");
+            if last.1 + size > MAX_ENTRY_BYTES && !last.0.is_empty() {
+                pieces.push((vec![w], size));
+            } else {
+                last.0.push(w);
+                last.1 += size;
+            }
+        }
+        let staged = (pieces.len() - 1) as u32;
+        let mut outcome = ApplyOutcome::Applied;
+        for (n, (writes, size)) in pieces.into_iter().enumerate() {
+            let n = n as u32;
+            let last = n == staged;
+            let piece = WriteSet {
+                request_id: ws.request_id,
+                writes,
+                outcome: if last {
+                    ws.outcome.clone()
+                } else {
+                    WriteOutcome::default()
+                },
+                piece: if last { Piece::Last(staged) } else { Piece::Staged(n) },
+            };
+            outcome = self.proposer.propose(piece, size).await?;
+            if outcome == ApplyOutcome::Duplicate {
+                // Applied before, under this request id: nothing more to do.
+                return Ok(outcome);
+            }
+        }
+        Ok(outcome)
     }
 
     fn remembered(&self, request_id: RequestId) -> Result<Option<WriteOutcome>, RpcError> {
@@ -429,31 +472,59 @@ impl Replica {
     }
 
     /// Commits a transaction's writes atomically. A retried commit that already applied
-    /// succeeds; one whose transaction is gone without having committed fails with `TxnGone`.
-    pub async fn commit(&self, txn_id: TxnId, request_id: RequestId) -> Result<(), RpcError> {
+    /// succeeds; a retry of one still in progress waits for it and gets its outcome; one whose
+    /// transaction is gone without having committed fails with `TxnGone`.
+    pub async fn commit(self: &Arc<Self>, txn_id: TxnId, request_id: RequestId) -> Result<(), RpcError> {
         self.ensure_leader()?;
         self.caught_up_as_leader().await?;
         if self.remembered(request_id)?.is_some() {
             return Ok(());
         }
-        let Some(txn) = self.txns.remove(txn_id) else {
+        let Some(txn) = self.txns.get(txn_id) else {
             return Err(RpcError::TxnGone {
                 shard: self.shard,
                 txn: txn_id,
             });
         };
-        let overlay = std::mem::take(&mut txn.lock().await.overlay);
-        if overlay.is_empty() {
-            return Ok(());
+        // Once started, a commit runs to its end even if the router stops waiting (its
+        // request is dropped): it has taken the writes out of the transaction, and a retry
+        // must find the outcome, not an empty transaction to "commit".
+        let this = self.clone();
+        tokio::spawn(async move { this.commit_now(txn, txn_id, request_id).await })
+            .await
+            .map_err(RpcError::internal)?
+    }
+
+    async fn commit_now(
+        &self,
+        txn: Arc<tokio::sync::Mutex<crate::txn::Txn>>,
+        txn_id: TxnId,
+        request_id: RequestId,
+    ) -> Result<(), RpcError> {
+        // Held until the commit is decided, so that a retry waits here for it.
+        let mut txn = txn.lock().await;
+        if let Some(outcome) = &txn.committed {
+            return outcome.clone();
         }
-        self.ensure_leader()?;
-        match self
-            .propose(write_set(request_id, overlay, WriteOutcome::default()))
-            .await?
-        {
-            ApplyOutcome::Conflict => Err(ExecError::SerializationFailure.into()),
-            _ => Ok(()),
-        }
+        let overlay = std::mem::take(&mut txn.overlay);
+        let outcome = if overlay.is_empty() {
+            Ok(())
+        } else {
+            match self.ensure_leader() {
+                Err(e) => Err(e),
+                Ok(()) => match self
+                    .propose(write_set(request_id, overlay, WriteOutcome::default()))
+                    .await
+                {
+                    Ok(ApplyOutcome::Conflict) => Err(ExecError::SerializationFailure.into()),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        txn.committed = Some(outcome.clone());
+        self.txns.remove(txn_id);
+        outcome
     }
 
     pub fn rollback(&self, txn_id: TxnId) {
@@ -473,5 +544,6 @@ fn write_set(request_id: RequestId, writes: Overlay, outcome: WriteOutcome) -> W
             })
             .collect(),
         outcome,
+        piece: Piece::Whole,
     }
 }

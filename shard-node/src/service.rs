@@ -16,6 +16,36 @@ use crate::replica::Replica;
 /// How long a scan may run without output before it tells the router it is working.
 const STARTED_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// How long a primary may go without hearing from a majority and still say it is working.
+const QUORUM_FRESH_MS: u64 = 1_000;
+
+/// Runs a long write or commit, telling the router every `STARTED_AFTER` that it is still
+/// working while this replica leads with a majority behind it: a big statement is then given
+/// the time it needs, while a primary cut off from its majority falls silent, so the router
+/// moves on to the next one.
+async fn working<T>(
+    replica: &Replica,
+    work: impl std::future::Future<Output = Result<T, RpcError>>,
+    reply: &mut Responder,
+) -> Result<T, RpcError> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            _ = tokio::time::sleep(STARTED_AFTER) => {
+                let m = replica.raft.metrics().borrow().clone();
+                let leading = m.state == openraft::ServerState::Leader
+                    && m.millis_since_quorum_ack.is_some_and(|ms| ms <= QUORUM_FRESH_MS);
+                if leading && reply.send(Response::Started).await.is_err() {
+                    // The router went away: the work goes on (a proposal may commit) but
+                    // nobody waits for the answer.
+                    return work.await;
+                }
+            }
+        }
+    }
+}
+
 pub struct NodeService {
     pub node: Arc<Node>,
 }
@@ -97,14 +127,16 @@ impl NodeService {
                 request_id,
                 fragment,
             } => match self.replica(shard) {
-                Ok(r) => r
-                    .write(conn, layout, scope, request_id, fragment)
-                    .await
-                    .map(Response::Written),
+                Ok(r) => {
+                    let write = r.write(conn, layout, scope, request_id, fragment);
+                    working(&r, write, &mut reply).await.map(Response::Written)
+                }
                 Err(e) => Err(e),
             },
             Request::Commit { shard, txn, request_id } => match self.replica(shard) {
-                Ok(r) => r.commit(txn, request_id).await.map(|()| Response::Ok),
+                Ok(r) => working(&r, r.commit(txn, request_id), &mut reply)
+                    .await
+                    .map(|()| Response::Ok),
                 Err(e) => Err(e),
             },
             Request::Rollback { shard, txn } => {

@@ -22,11 +22,16 @@ use tessera_types::fragment::WriteOutcome;
 use tessera_types::schema::ReplicaId;
 use tessera_types::Row;
 
-use crate::raft::{ApplyOutcome, LogId, ShardRaft, SnapshotMeta, StorageError, StoredMembership, WriteSet};
+use crate::raft::{
+    ApplyOutcome, KeyWrite, LogId, Piece, ShardRaft, SnapshotMeta, StorageError, StoredMembership, WriteSet,
+};
 
 const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const REQUESTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("requests");
+/// Staged pieces of big write sets (`raft::Piece`): request id and piece number, to the log
+/// index that staged it and the piece's key writes.
+const STAGED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staged");
 
 /// Request ids are remembered for this many log entries after they were applied.
 const REQUEST_MEMORY: u64 = 100_000;
@@ -79,6 +84,7 @@ impl Store {
             txn.open_table(ROWS).map_err(|e| err(&e))?;
             txn.open_table(META).map_err(|e| err(&e))?;
             txn.open_table(REQUESTS).map_err(|e| err(&e))?;
+            txn.open_table(STAGED).map_err(|e| err(&e))?;
         }
         txn.commit().map_err(|e| err(&e))?;
         Ok(Arc::new(Store {
@@ -160,6 +166,7 @@ impl Store {
             let mut rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             let mut requests = txn.open_table(REQUESTS).map_err(|e| self.err(e))?;
+            let mut staged = txn.open_table(STAGED).map_err(|e| self.err(e))?;
             let mut last_applied: Option<LogId> = None;
             let mut membership: Option<StoredMembership> = None;
             for entry in entries {
@@ -174,12 +181,13 @@ impl Store {
                     EntryPayload::Normal(batch) => batch
                         .sets
                         .iter()
-                        .map(|ws| self.apply_write_set(&mut rows, &mut requests, index, ws))
+                        .map(|ws| self.apply_write_set(&mut rows, &mut requests, &mut staged, index, ws))
                         .collect::<Result<Vec<_>, _>>()?,
                 };
                 outcomes.push(outcome);
                 if index % 4096 == 0 {
                     forget_old_requests(&mut requests, index).map_err(|e| self.err(e))?;
+                    forget_old_requests(&mut staged, index).map_err(|e| self.err(e))?;
                 }
             }
             let applied = bincode::serialize(&last_applied).unwrap_or_default();
@@ -197,6 +205,7 @@ impl Store {
         &self,
         rows: &mut redb::Table<&[u8], &[u8]>,
         requests: &mut redb::Table<&[u8], &[u8]>,
+        staged: &mut redb::Table<&[u8], &[u8]>,
         index: u64,
         ws: &WriteSet,
     ) -> Result<ApplyOutcome, StoreError> {
@@ -204,7 +213,50 @@ impl Store {
         if requests.get(rid.as_slice()).map_err(|e| self.err(e))?.is_some() {
             return Ok(ApplyOutcome::Duplicate);
         }
-        for w in &ws.writes {
+        let piece_key = |n: u32| -> Vec<u8> {
+            let mut k = rid.to_vec();
+            k.extend_from_slice(&n.to_be_bytes());
+            k
+        };
+        let earlier: Vec<KeyWrite> = match ws.piece {
+            Piece::Whole => Vec::new(),
+            Piece::Staged(n) => {
+                let mut record = index.to_le_bytes().to_vec();
+                record.extend(bincode::serialize(&ws.writes).map_err(|e| self.err(e))?);
+                staged
+                    .insert(piece_key(n).as_slice(), record.as_slice())
+                    .map_err(|e| self.err(e))?;
+                return Ok(ApplyOutcome::Applied);
+            }
+            Piece::Last(count) => {
+                let mut all = Vec::new();
+                let mut complete = true;
+                for n in 0..count {
+                    match staged.get(piece_key(n).as_slice()).map_err(|e| self.err(e))? {
+                        Some(v) => {
+                            let part: Vec<KeyWrite> = bincode::deserialize(v.value().get(8..).unwrap_or_default())
+                                .map_err(|e| StoreError::Corrupt {
+                                    path: self.path.clone(),
+                                    message: format!("a staged piece: {e}"),
+                                })?;
+                            all.extend(part);
+                        }
+                        None => complete = false,
+                    }
+                }
+                // The pieces go, whatever happens: applied now, or proposed anew by a retry.
+                let mut upper = rid.to_vec();
+                upper.extend_from_slice(&u32::MAX.to_be_bytes());
+                staged
+                    .retain_in(rid.as_slice()..=upper.as_slice(), |_, _| false)
+                    .map_err(|e| self.err(e))?;
+                if !complete {
+                    return Ok(ApplyOutcome::Conflict);
+                }
+                all
+            }
+        };
+        for w in earlier.iter().chain(&ws.writes) {
             let current = rows
                 .get(w.key.as_slice())
                 .map_err(|e| self.err(e))?
@@ -213,7 +265,7 @@ impl Store {
                 return Ok(ApplyOutcome::Conflict);
             }
         }
-        for w in &ws.writes {
+        for w in earlier.iter().chain(&ws.writes) {
             match &w.row {
                 Some(row) => {
                     rows.insert(w.key.as_slice(), encode_row(index, row).as_slice())
@@ -294,6 +346,7 @@ impl Store {
         };
         let rows = collect(ROWS)?;
         let requests = collect(REQUESTS)?;
+        let staged = collect(STAGED)?;
         let meta_table = txn.open_table(META).map_err(|e| self.err(e))?;
         let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
             Ok(meta_table.get(k).map_err(|e| self.err(e))?.map(|g| g.value().to_vec()))
@@ -308,6 +361,7 @@ impl Store {
         let data = SnapshotData {
             rows,
             requests,
+            staged,
             meta: meta.clone(),
         };
         let bytes = bincode::serialize(&data).map_err(|e| self.err(e))?;
@@ -325,6 +379,7 @@ impl Store {
         {
             txn.delete_table(ROWS).map_err(|e| self.err(e))?;
             txn.delete_table(REQUESTS).map_err(|e| self.err(e))?;
+            txn.delete_table(STAGED).map_err(|e| self.err(e))?;
             let mut rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
             for (k, v) in &data.rows {
                 rows.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
@@ -332,6 +387,10 @@ impl Store {
             let mut requests = txn.open_table(REQUESTS).map_err(|e| self.err(e))?;
             for (k, v) in &data.requests {
                 requests.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
+            }
+            let mut staged = txn.open_table(STAGED).map_err(|e| self.err(e))?;
+            for (k, v) in &data.staged {
+                staged.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
             }
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             let applied = bincode::serialize(&data.meta.last_log_id).unwrap_or_default();
@@ -364,6 +423,7 @@ fn snapshot_meta(applied: Option<LogId>, membership: StoredMembership) -> Snapsh
 struct SnapshotData {
     rows: Pairs,
     requests: Pairs,
+    staged: Pairs,
     meta: SnapshotMeta,
 }
 

@@ -97,6 +97,8 @@ impl<B: Iterator<Item = Result<VisibleRow, StoreError>>> Iterator for MergeIter<
 pub struct Txn {
     pub overlay: Overlay,
     pub last_used: Instant,
+    /// How its commit ended, once it has: a retried commit waits for the first and gets this.
+    pub committed: Option<Result<(), tessera_types::rpc::RpcError>>,
 }
 
 /// The open transactions of one replica.
@@ -116,6 +118,7 @@ impl TxnRegistry {
                     Arc::new(tokio::sync::Mutex::new(Txn {
                         overlay: Overlay::new(),
                         last_used: Instant::now(),
+                        committed: None,
                     })),
                 )
             })

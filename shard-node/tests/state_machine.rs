@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
-use tessera_shard_node::raft::{ApplyOutcome, KeyWrite, ShardRaft, WriteBatch, WriteSet};
+use tessera_shard_node::raft::{ApplyOutcome, KeyWrite, Piece, ShardRaft, WriteBatch, WriteSet};
 use tessera_shard_node::store::{StateMachine, Store};
 use tessera_types::fragment::WriteOutcome;
 use tessera_types::key::KeyRange;
@@ -64,6 +64,7 @@ fn ws(request_id: u128, writes: Vec<KeyWrite>) -> WriteSet {
         request_id,
         writes,
         outcome,
+        piece: Piece::Whole,
     }
 }
 
@@ -428,5 +429,73 @@ async fn the_write_sets_of_one_entry_apply_in_order_each_with_its_own_outcome() 
     assert_eq!(
         sm.apply(vec![blank]).await.expect("apply"),
         vec![Vec::<ApplyOutcome>::new()]
+    );
+}
+
+fn piece(request_id: u128, piece: Piece, writes: Vec<KeyWrite>) -> WriteSet {
+    WriteSet {
+        piece,
+        ..ws(request_id, writes)
+    }
+}
+
+#[tokio::test]
+async fn a_write_set_in_pieces_applies_when_its_last_piece_does_and_all_or_nothing() {
+    let dir = tempdir();
+    let mut sm = open_sm(dir.path());
+    // Two staged pieces write nothing visible; the last applies all three at once, with the
+    // versions of the last piece's entry.
+    let outcomes = apply(
+        &mut sm,
+        vec![
+            normal(1, piece(7, Piece::Staged(0), vec![put(b"a", None, row(1, "a"))])),
+            normal(2, piece(7, Piece::Staged(1), vec![put(b"b", None, row(2, "b"))])),
+        ],
+    )
+    .await;
+    assert_eq!(outcomes, vec![ApplyOutcome::Applied; 2]);
+    assert!(rows(&sm.store).is_empty(), "staged pieces are not visible");
+    let last = piece(7, Piece::Last(2), vec![put(b"c", None, row(3, "c"))]);
+    assert_eq!(
+        apply(&mut sm, vec![normal(3, last.clone())]).await,
+        vec![ApplyOutcome::Applied]
+    );
+    assert_eq!(
+        rows(&sm.store),
+        vec![
+            (b"a".to_vec(), 3, row(1, "a")),
+            (b"b".to_vec(), 3, row(2, "b")),
+            (b"c".to_vec(), 3, row(3, "c")),
+        ]
+    );
+    // The same request again, in pieces or whole, applies nothing.
+    let again = vec![
+        normal(4, piece(7, Piece::Staged(0), vec![put(b"z", None, row(9, "z"))])),
+        normal(5, last),
+    ];
+    assert_eq!(apply(&mut sm, again).await, vec![ApplyOutcome::Duplicate; 2]);
+    assert_eq!(rows(&sm.store).len(), 3);
+
+    // A staged piece whose version is stale makes the last piece refuse the whole set.
+    let stale = vec![
+        normal(6, piece(8, Piece::Staged(0), vec![put(b"a", Some(1), row(1, "stale"))])),
+        normal(7, piece(8, Piece::Last(1), vec![put(b"d", None, row(4, "d"))])),
+    ];
+    assert_eq!(
+        apply(&mut sm, stale).await,
+        vec![ApplyOutcome::Applied, ApplyOutcome::Conflict]
+    );
+    // A last piece whose staged pieces are missing is refused too (a retry stages them anew).
+    let missing = piece(9, Piece::Last(1), vec![put(b"e", None, row(5, "e"))]);
+    assert_eq!(
+        apply(&mut sm, vec![normal(8, missing)]).await,
+        vec![ApplyOutcome::Conflict]
+    );
+    assert_eq!(rows(&sm.store).len(), 3, "refused pieces write nothing");
+    // Request 8's staged piece went with its refusal: retried, it must be staged again.
+    let retried_last = piece(8, Piece::Last(1), vec![put(b"d", None, row(4, "d"))]);
+    assert_eq!(
+        apply(&mut sm, vec![normal(9, retried_last)]).await,
+        vec![ApplyOutcome::Conflict]
     );
 }

@@ -40,7 +40,7 @@ const RECOVERY: Duration = Duration::from_secs(45);
 const CONVERGENCE: Duration = Duration::from_secs(30);
 /// How long the harness waits for one statement before counting its outcome as unknown.
 const STATEMENT_WAIT: Duration = Duration::from_secs(20);
-/// Longer than the shard groups' election timeout (400–800 ms) with room to spare.
+/// Longer than the shard groups' election timeout (700–1400 ms) with room to spare.
 const PAST_ELECTION_TIMEOUT: Duration = Duration::from_millis(2_500);
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

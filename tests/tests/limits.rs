@@ -92,3 +92,31 @@ async fn a_value_too_large_for_one_write_is_refused_and_the_cluster_goes_on() {
     execute(&client, "INSERT INTO blobs VALUES (3, 'small'), (150, 'small too')").await;
     assert_eq!(count(&client, "SELECT count(*) FROM blobs").await, 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statements_bigger_than_a_log_entry_apply_whole() {
+    let cluster = Cluster::start(3).await;
+    let client = cluster.client().await;
+    execute(&client, "CREATE TABLE big (id INT PRIMARY KEY, v TEXT)").await;
+    // 200,000 rows in one shard: each statement below writes several MiB there, more than a
+    // log entry carries, so it goes in pieces that apply together.
+    for start in (0..200_000).step_by(20_000) {
+        let values: Vec<String> = (start..start + 20_000).map(|i| format!("({i}, 'row {i}')")).collect();
+        execute(&client, &format!("INSERT INTO big VALUES {}", values.join(", "))).await;
+    }
+    assert_eq!(count(&client, "SELECT count(*) FROM big").await, 200_000);
+    let rows = query_rows(&client, "UPDATE big SET v = v || ' updated' WHERE id >= 50000").await;
+    assert!(rows.is_empty());
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM big WHERE v LIKE '% updated'").await,
+        150_000
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM big WHERE v NOT LIKE '% updated'").await,
+        50_000
+    );
+    execute(&client, "DELETE FROM big WHERE id % 2 = 0").await;
+    assert_eq!(count(&client, "SELECT count(*) FROM big").await, 100_000);
+    execute(&client, "DELETE FROM big").await;
+    assert_eq!(count(&client, "SELECT count(*) FROM big").await, 0);
+}

@@ -160,36 +160,8 @@ async fn load(client: &Client, table: &str, rows: i64) -> Result<(), BenchError>
     Ok(())
 }
 
-async fn setup_tessera(client: &Client, rows: i64, copy_rows: i64) -> Result<(), BenchError> {
-    client
-        .batch_execute(
-            "CREATE TABLE bench_w (k BIGINT PRIMARY KEY, v TEXT, n INT) PARTITION BY HASH (k);
-             CREATE TABLE bench_w0 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 0);
-             CREATE TABLE bench_w1 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 1);
-             CREATE TABLE bench_w2 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 2);
-             CREATE TABLE bench_w3 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 3);
-             CREATE TABLE bench_r (k BIGINT PRIMARY KEY, v TEXT, n INT) PARTITION BY RANGE (k);
-             CREATE TABLE bench_c (k INT PRIMARY KEY, v TEXT, n INT) PARTITION BY RANGE (k);",
-        )
-        .await?;
-    let copy_quarter = copy_rows / 4 + 1;
-    for i in 0..4 {
-        let from = if i == 0 {
-            "MINVALUE".to_string()
-        } else {
-            (i * copy_quarter).to_string()
-        };
-        let to = if i == 3 {
-            "MAXVALUE".to_string()
-        } else {
-            ((i + 1) * copy_quarter).to_string()
-        };
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE bench_c{i} PARTITION OF bench_c FOR VALUES FROM ({from}) TO ({to})"
-            ))
-            .await?;
-    }
+/// Four range partitions of `table` (`table0`..`table3`) sharing keys 0..rows evenly.
+async fn range_shards(client: &Client, table: &str, rows: i64) -> Result<(), BenchError> {
     let quarter = rows / 4 + 1;
     for i in 0..4 {
         let from = if i == 0 {
@@ -204,10 +176,27 @@ async fn setup_tessera(client: &Client, rows: i64, copy_rows: i64) -> Result<(),
         };
         client
             .batch_execute(&format!(
-                "CREATE TABLE bench_r{i} PARTITION OF bench_r FOR VALUES FROM ({from}) TO ({to})"
+                "CREATE TABLE {table}{i} PARTITION OF {table} FOR VALUES FROM ({from}) TO ({to})"
             ))
             .await?;
     }
+    Ok(())
+}
+
+async fn setup_tessera(client: &Client, rows: i64, copy_rows: i64) -> Result<(), BenchError> {
+    client
+        .batch_execute(
+            "CREATE TABLE bench_w (k BIGINT PRIMARY KEY, v TEXT, n INT) PARTITION BY HASH (k);
+             CREATE TABLE bench_w0 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 0);
+             CREATE TABLE bench_w1 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 1);
+             CREATE TABLE bench_w2 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 2);
+             CREATE TABLE bench_w3 PARTITION OF bench_w FOR VALUES WITH (MODULUS 4, REMAINDER 3);
+             CREATE TABLE bench_r (k BIGINT PRIMARY KEY, v TEXT, n INT) PARTITION BY RANGE (k);
+             CREATE TABLE bench_c (k INT PRIMARY KEY, v TEXT, n INT) PARTITION BY RANGE (k);",
+        )
+        .await?;
+    range_shards(client, "bench_c", copy_rows).await?;
+    range_shards(client, "bench_r", rows).await?;
     load(client, "bench_r", rows).await
 }
 

@@ -115,6 +115,19 @@ pub async fn query_rows(client: &Client, sql: &str) -> TextRows {
         .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"))
 }
 
+/// The single number `sql` returns (a `count(*)`, say); panics if it fails or returns
+/// anything else.
+pub async fn query_count(client: &Client, sql: &str) -> i64 {
+    let rows = query_rows(client, sql).await;
+    match rows.as_slice() {
+        [row] if row.len() == 1 => row[0]
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("`{sql}` returned {rows:?}, not a number")),
+        _ => panic!("`{sql}` should return one number: {rows:?}"),
+    }
+}
+
 /// Runs `sql` through the simple query protocol, panicking with the error if it fails.
 pub async fn execute(client: &Client, sql: &str) {
     query_rows(client, sql).await;

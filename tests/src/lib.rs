@@ -44,7 +44,8 @@ pub mod replication;
 pub mod script;
 
 pub use client::{
-    connect, describe_error, execute, query_error, query_rows, retry_until, simple_rows, sqlstate, TextRows,
+    connect, describe_error, execute, query_count, query_error, query_rows, retry_until, simple_rows, sqlstate,
+    TextRows,
 };
 pub use cluster::{Cluster, ClusterOptions};
 pub use dev::DevServer;

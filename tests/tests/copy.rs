@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use futures::{pin_mut, SinkExt, StreamExt, TryStreamExt};
 use tessera_tests::fixtures::create_studt;
-use tessera_tests::{execute, query_rows, sqlstate, Cluster};
+use tessera_tests::{execute, query_count, query_rows, sqlstate, Cluster};
 use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
@@ -27,14 +27,6 @@ async fn copy_out(client: &Client, statement: &str) -> Vec<u8> {
     let stream = client.copy_out(statement).await.expect("COPY TO STDOUT starts");
     let chunks: Vec<Bytes> = stream.try_collect().await.expect("COPY TO STDOUT streams");
     chunks.concat()
-}
-
-async fn count(client: &Client, sql: &str) -> i64 {
-    query_rows(client, sql).await[0][0]
-        .as_deref()
-        .expect("a count")
-        .parse()
-        .expect("a number")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,9 +52,12 @@ async fn text_and_csv_copies_round_trip_over_every_shard() {
         .await
         .expect("the text COPY succeeds");
     assert_eq!(n, expected_rows);
-    assert_eq!(count(&client, "SELECT count(*) FROM studt").await, expected_rows as i64);
+    assert_eq!(
+        query_count(&client, "SELECT count(*) FROM studt").await,
+        expected_rows as i64
+    );
     for (lo, hi) in [(0, 4096), (4096, 8192), (8192, 12288), (12288, 16384)] {
-        let in_shard = count(
+        let in_shard = query_count(
             &client,
             &format!("SELECT count(*) FROM studt WHERE stud_id >= {lo} AND stud_id < {hi}"),
         )
@@ -219,10 +214,10 @@ async fn a_bad_row_stops_the_copy_after_writing_every_row_before_it() {
         .await
         .expect_err("a duplicate key fails");
     assert_eq!(sqlstate(&e), Some("23505"), "{e}");
-    assert_eq!(count(&client, "SELECT count(*) FROM studt").await, 3);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 3);
     // The connection is usable after every failure.
     assert_eq!(
-        count(&client, "SELECT count(*) FROM studt WHERE stud_id < 4096").await,
+        query_count(&client, "SELECT count(*) FROM studt WHERE stud_id < 4096").await,
         1
     );
 }
@@ -242,18 +237,18 @@ async fn copy_in_a_transaction_block_is_undone_by_rollback() {
         3
     );
     assert_eq!(
-        count(&client, "SELECT count(*) FROM studt WHERE stud_id < 4096").await,
+        query_count(&client, "SELECT count(*) FROM studt WHERE stud_id < 4096").await,
         3
     );
     execute(&client, "ROLLBACK").await;
-    assert_eq!(count(&client, "SELECT count(*) FROM studt").await, 0);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 0);
 
     execute(&client, "BEGIN").await;
     copy_in(&client, "COPY studt FROM STDIN", data.as_bytes())
         .await
         .expect("COPY in a block");
     execute(&client, "COMMIT").await;
-    assert_eq!(count(&client, "SELECT count(*) FROM studt").await, 3);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,8 +4,7 @@
 //! and the cluster go on working.
 
 use tessera_tests::fixtures::create_studt;
-use tessera_tests::{execute, query_error, query_rows, sqlstate, Cluster};
-use tokio_postgres::Client;
+use tessera_tests::{execute, query_count, query_error, query_rows, sqlstate, Cluster};
 
 /// `col = 0 OR col = 1 OR ...` with `terms` terms: a left-deep chain `terms` levels deep.
 fn or_chain(col: &str, terms: usize) -> String {
@@ -13,15 +12,6 @@ fn or_chain(col: &str, terms: usize) -> String {
         .map(|i| format!("{col} = {i}"))
         .collect::<Vec<_>>()
         .join(" OR ")
-}
-
-async fn count(client: &Client, sql: &str) -> i64 {
-    let rows = query_rows(client, sql).await;
-    rows[0][0]
-        .as_deref()
-        .expect("count is never NULL")
-        .parse()
-        .expect("count is a number")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -38,9 +28,9 @@ async fn long_expressions_work_and_too_deep_ones_are_refused() {
     // 1,500 OR-ed equalities on the shard key (pruned and sent to shards) and on another
     // column (evaluated on every shard): both match what they should.
     let on_key = format!("SELECT count(*) FROM studt WHERE {}", or_chain("stud_id", 1_500));
-    assert_eq!(count(&client, &on_key).await, 1, "only id 3 is below 1500");
+    assert_eq!(query_count(&client, &on_key).await, 1, "only id 3 is below 1500");
     let on_marks = format!("SELECT count(*) FROM studt WHERE {}", or_chain("stud_marks", 1_500));
-    assert_eq!(count(&client, &on_marks).await, 3);
+    assert_eq!(query_count(&client, &on_marks).await, 3);
     let sum = format!("SELECT {}", vec!["1"; 1_900].join(" + "));
     assert_eq!(query_rows(&client, &sum).await, vec![vec![Some("1900".to_string())]]);
 
@@ -51,7 +41,7 @@ async fn long_expressions_work_and_too_deep_ones_are_refused() {
         let e = query_error(&client, &sql).await;
         assert_eq!(sqlstate(&e), Some("54001"), "{terms} terms: {e}");
     }
-    assert_eq!(count(&client, "SELECT count(*) FROM studt").await, 3);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -90,7 +80,7 @@ async fn a_value_too_large_for_one_write_is_refused_and_the_cluster_goes_on() {
 
     // Both shards, on every replica, still take writes at once.
     execute(&client, "INSERT INTO blobs VALUES (3, 'small'), (150, 'small too')").await;
-    assert_eq!(count(&client, "SELECT count(*) FROM blobs").await, 3);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM blobs").await, 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -104,19 +94,19 @@ async fn statements_bigger_than_a_log_entry_apply_whole() {
         let values: Vec<String> = (start..start + 20_000).map(|i| format!("({i}, 'row {i}')")).collect();
         execute(&client, &format!("INSERT INTO big VALUES {}", values.join(", "))).await;
     }
-    assert_eq!(count(&client, "SELECT count(*) FROM big").await, 200_000);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM big").await, 200_000);
     let rows = query_rows(&client, "UPDATE big SET v = v || ' updated' WHERE id >= 50000").await;
     assert!(rows.is_empty());
     assert_eq!(
-        count(&client, "SELECT count(*) FROM big WHERE v LIKE '% updated'").await,
+        query_count(&client, "SELECT count(*) FROM big WHERE v LIKE '% updated'").await,
         150_000
     );
     assert_eq!(
-        count(&client, "SELECT count(*) FROM big WHERE v NOT LIKE '% updated'").await,
+        query_count(&client, "SELECT count(*) FROM big WHERE v NOT LIKE '% updated'").await,
         50_000
     );
     execute(&client, "DELETE FROM big WHERE id % 2 = 0").await;
-    assert_eq!(count(&client, "SELECT count(*) FROM big").await, 100_000);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM big").await, 100_000);
     execute(&client, "DELETE FROM big").await;
-    assert_eq!(count(&client, "SELECT count(*) FROM big").await, 0);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM big").await, 0);
 }

@@ -6,18 +6,8 @@
 //! scripts.)
 
 use tessera_tests::fixtures::create_studt;
-use tessera_tests::{describe_error, execute as run, query_error, query_rows as rows, sqlstate, Cluster};
+use tessera_tests::{describe_error, execute as run, query_count, query_error, query_rows as rows, sqlstate, Cluster};
 use tokio_postgres::Client;
-
-/// The single integer `sql` returns.
-async fn number(client: &Client, sql: &str) -> i64 {
-    let rows = rows(client, sql).await;
-    assert_eq!(rows.len(), 1, "`{sql}` should return one row: {rows:?}");
-    rows[0][0]
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("`{sql}` returned {rows:?}"))
-}
 
 /// Asserts that `sql` fails with `code` and that the message names every one of `words`.
 async fn assert_refused(client: &Client, sql: &str, code: &str, words: &[&str]) {
@@ -58,7 +48,7 @@ async fn a_transaction_writing_to_a_second_shard_is_refused_and_nothing_is_appli
     .await;
     run(&client, "ROLLBACK").await;
     assert_eq!(
-        number(&client, "SELECT count(*) FROM studt WHERE stud_id IN (1, 5000)").await,
+        query_count(&client, "SELECT count(*) FROM studt WHERE stud_id IN (1, 5000)").await,
         0
     );
 
@@ -91,7 +81,7 @@ async fn a_transaction_writing_to_a_second_shard_is_refused_and_nothing_is_appli
     )
     .await;
     run(&client, "ROLLBACK").await;
-    assert_eq!(number(&client, "SELECT count(*) FROM studt").await, 1);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 1);
 
     // The implicit transaction of a query string with several statements.
     assert_refused(
@@ -101,7 +91,7 @@ async fn a_transaction_writing_to_a_second_shard_is_refused_and_nothing_is_appli
         &["sh1", "sh3"],
     )
     .await;
-    assert_eq!(number(&client, "SELECT count(*) FROM studt").await, 1);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 1);
 
     // The session is usable afterwards, and a statement spanning shards outside a transaction
     // is allowed.
@@ -110,7 +100,7 @@ async fn a_transaction_writing_to_a_second_shard_is_refused_and_nothing_is_appli
         "INSERT INTO studt VALUES (4, 'a', 1), (4098, 'b', 2), (8201, 'c', 3), (12289, 'd', 4)",
     )
     .await;
-    assert_eq!(number(&client, "SELECT count(*) FROM studt").await, 5);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 5);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,20 +141,20 @@ async fn a_single_shard_transaction_is_atomic_and_reads_its_own_writes() {
             vec![Some("4300".into()), Some("90".into())],
         ]
     );
-    assert_eq!(number(&writer, "SELECT count(*) FROM studt").await, 4);
+    assert_eq!(query_count(&writer, "SELECT count(*) FROM studt").await, 4);
     assert_eq!(
-        number(&writer, "SELECT stud_marks FROM studt WHERE stud_id = 4096").await,
+        query_count(&writer, "SELECT stud_marks FROM studt WHERE stud_id = 4096").await,
         51
     );
 
     // Another session sees none of it before COMMIT.
-    assert_eq!(number(&observer, "SELECT count(*) FROM studt").await, 3);
+    assert_eq!(query_count(&observer, "SELECT count(*) FROM studt").await, 3);
     assert_eq!(
-        number(&observer, "SELECT stud_marks FROM studt WHERE stud_id = 4096").await,
+        query_count(&observer, "SELECT stud_marks FROM studt WHERE stud_id = 4096").await,
         50
     );
     assert_eq!(
-        number(
+        query_count(
             &observer,
             "SELECT count(*) FROM studt WHERE stud_id IN (4097, 4200, 4300)"
         )
@@ -212,7 +202,7 @@ async fn rollback_discards_every_write_of_the_transaction() {
     .await;
     run(&client, "DELETE FROM studt WHERE stud_id = 9000").await;
     assert_eq!(
-        number(&client, "SELECT count(*) FROM studt WHERE stud_name = 'changed'").await,
+        query_count(&client, "SELECT count(*) FROM studt WHERE stud_name = 'changed'").await,
         3
     );
     run(&client, "ROLLBACK").await;
@@ -246,7 +236,7 @@ async fn savepoints_recover_a_failed_statement_and_refuse_to_undo_writes() {
     assert_refused(&client, "SELECT 1/0", "22012", &["division by zero"]).await;
     assert_refused(&client, "SELECT 1", "25P02", &["aborted"]).await;
     run(&client, "ROLLBACK TO SAVEPOINT before_error").await;
-    assert_eq!(number(&client, "SELECT count(*) FROM studt").await, 1);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 1);
     run(&client, "RELEASE SAVEPOINT before_error").await;
     assert_refused(&client, "RELEASE SAVEPOINT before_error", "3B001", &["before_error"]).await;
     run(&client, "ROLLBACK").await;
@@ -256,7 +246,10 @@ async fn savepoints_recover_a_failed_statement_and_refuse_to_undo_writes() {
     run(&client, "SAVEPOINT t").await;
     run(&client, "RELEASE SAVEPOINT s").await;
     run(&client, "COMMIT").await;
-    assert_eq!(number(&client, "SELECT count(*) FROM studt WHERE stud_id = 1").await, 1);
+    assert_eq!(
+        query_count(&client, "SELECT count(*) FROM studt WHERE stud_id = 1").await,
+        1
+    );
 
     // Undoing a write made after the savepoint is not supported: refused, the block stays
     // failed, and ROLLBACK undoes all of it.
@@ -266,7 +259,7 @@ async fn savepoints_recover_a_failed_statement_and_refuse_to_undo_writes() {
     assert_refused(&client, "ROLLBACK TO SAVEPOINT s", "0A000", &["cannot undo writes"]).await;
     assert_refused(&client, "SELECT 1", "25P02", &["aborted"]).await;
     run(&client, "ROLLBACK").await;
-    assert_eq!(number(&client, "SELECT count(*) FROM studt").await, 1);
+    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -294,7 +287,7 @@ async fn a_statement_that_fails_to_parse_in_the_extended_protocol_fails_the_bloc
         "COMMIT completes"
     );
     assert_eq!(
-        number(&client, "SELECT count(*) FROM studt").await,
+        query_count(&client, "SELECT count(*) FROM studt").await,
         0,
         "the failed block wrote nothing"
     );

@@ -94,6 +94,17 @@ impl Dispatcher {
             Bound::Insert(p) => plain(self.executor.insert(session, p).await?),
             Bound::Update(p) => plain(self.executor.update(session, p).await?),
             Bound::Delete(p) => plain(self.executor.delete(session, p).await?),
+            Bound::Truncate(plans) => {
+                if session.in_block() {
+                    return Err(Error::Unsupported(
+                        "TRUNCATE inside a transaction block is not supported yet; run it on its own, or DELETE".into(),
+                    ));
+                }
+                for p in plans {
+                    self.executor.delete(session, p).await?;
+                }
+                plain(Output::command("TRUNCATE TABLE"))
+            }
             Bound::Ddl { request, tag } => {
                 // Schema changes take effect at once, also inside a transaction block (ORMs and
                 // migration tools issue them there); ROLLBACK does not undo them.

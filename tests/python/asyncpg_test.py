@@ -20,105 +20,32 @@ PostgreSQL itself.
 
 import asyncio
 import datetime as dt
-import os
 import sys
-import traceback
 import uuid
 from decimal import Decimal
 
 import asyncpg
 
-# Unique names, so that a rerun against the same server does not collide with an earlier one.
-TABLE = f"drv_apg_{uuid.uuid4().hex[:8]}"
-LOW, HIGH = f"{TABLE}_low", f"{TABLE}_high"
+import driver_common
+from driver_common import (
+    COLUMNS,
+    SAMPLES,
+    SQL_TYPES,
+    TYPE_NAMES,
+    check,
+    check_eq,
+    check_error,
+    run_checks,
+    section,
+    unexpected_success,
+)
 
-DDL = [
-    f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY, small SMALLINT, n INTEGER, big BIGINT, r REAL, "
-    "f DOUBLE PRECISION, d NUMERIC(10,2), s TEXT, vc VARCHAR(20), ch CHAR(5), b BOOLEAN, day DATE, "
-    "ts TIMESTAMP, tstz TIMESTAMPTZ, u UUID, raw BYTEA) PARTITION BY RANGE (id)",
-    f"CREATE TABLE {LOW} PARTITION OF {TABLE} FOR VALUES FROM (MINVALUE) TO (100)",
-    f"CREATE TABLE {HIGH} PARTITION OF {TABLE} FOR VALUES FROM (100) TO (MAXVALUE)",
-]
+TABLE, LOW, HIGH = driver_common.table_names("drv_apg")
 
-COLUMNS = ["id", "small", "n", "big", "r", "f", "d", "s", "vc", "ch", "b", "day", "ts", "tstz", "u", "raw"]
-
-# The type asyncpg learns for each column, from the server's Describe.
-TYPES = [
-    "int4",
-    "int2",
-    "int4",
-    "int8",
-    "float4",
-    "float8",
-    "numeric",
-    "text",
-    "varchar",
-    "bpchar",
-    "bool",
-    "date",
-    "timestamp",
-    "timestamptz",
-    "uuid",
-    "bytea",
-]
-
-# One row in each shard with extreme and awkward values, and one of NULLs. Every REAL is exactly
-# representable as a float4. The CHAR(5) values fill the column, so they come back unchanged.
-SAMPLES = [
-    (
-        1,
-        32767,
-        -(2**31),
-        -(2**63),
-        3.25,
-        -0.1,
-        Decimal("12345678.90"),
-        "héllo, wörld ✓ 'quoted' \"double\" \\ back; -- %s $1 not placeholders",
-        "varchar value",
-        "abcde",
-        True,
-        dt.date(2024, 2, 29),
-        dt.datetime(2024, 2, 29, 13, 45, 10, 123456),
-        dt.datetime(2024, 2, 29, 13, 45, 10, 500000, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-        uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
-        b"\x00\x01\\'\"\xfe\xff",
-    ),
-    (
-        150,
-        -32768,
-        2**31 - 1,
-        2**63 - 1,
-        -1048576.5,
-        0.1 + 0.2,
-        Decimal("-0.01"),
-        "",
-        "exactly twenty chars",
-        "ü ✓ z",
-        False,
-        dt.date(1999, 12, 31),
-        dt.datetime(1970, 1, 1),
-        dt.datetime(1969, 7, 20, 20, 17, 40, tzinfo=dt.timezone.utc),
-        uuid.UUID(int=0),
-        b"",
-    ),
-    (2,) + (None,) * 15,
-]
+# A column of every supported type, and sample rows with a value of each (see driver_common).
+DDL = driver_common.ddl(TABLE)
 
 POOL_APPLICATION_NAME = "tessera-tests-asyncpg-pool"
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise CheckFailed(message)
-
-
-def check_eq(got, expected, what):
-    if got != expected:
-        raise CheckFailed(f"{what}:\n  expected {expected!r}\n  got      {got!r}")
 
 
 async def expect_error(sqlstate, error_class, what, action):
@@ -126,28 +53,12 @@ async def expect_error(sqlstate, error_class, what, action):
     try:
         result = await action()
     except asyncpg.PostgresError as e:
-        check_eq(e.sqlstate, sqlstate, f"SQLSTATE of {what} ({type(e).__name__}: {e})")
-        check(
-            isinstance(e, error_class),
-            f"{what} raised {type(e).__name__}, expected {error_class.__name__}: {e}",
-        )
-        return e
-    raise CheckFailed(f"{what} succeeded ({result!r}) but must fail with SQLSTATE {sqlstate}")
+        return check_error(e, sqlstate, error_class, what, e.sqlstate)
+    raise unexpected_success(what, result, sqlstate)
 
 
 def connect_args():
-    addr = os.environ.get("TESSERA_ROUTER_ADDR")
-    check(addr, "TESSERA_ROUTER_ADDR (host:port of the router) is not set")
-    host, port = addr.rsplit(":", 1)
-    return dict(
-        host=host,
-        port=int(port),
-        user=os.environ.get("TESSERA_USER", "tessera"),
-        database=os.environ.get("TESSERA_DATABASE", "tessera"),
-        ssl=False,
-        timeout=10,
-        command_timeout=60,
-    )
+    return dict(**driver_common.router(), ssl=False, timeout=10, command_timeout=60)
 
 
 async def connect():
@@ -160,10 +71,6 @@ def rows(records):
 
 async def ids(conn, where="TRUE"):
     return [r["id"] for r in await conn.fetch(f"SELECT id FROM {TABLE} WHERE {where} ORDER BY id")]
-
-
-def section(name):
-    print(f"== {name}", flush=True)
 
 
 async def create_table(conn):
@@ -184,7 +91,8 @@ async def every_type_round_trips(conn):
     select = await conn.prepare(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE id = $1")
     check_eq([t.name for t in select.get_parameters()], ["int4"], "parameter types of the SELECT")
     check_eq([a.name for a in select.get_attributes()], COLUMNS, "column names of the SELECT")
-    check_eq([a.type.name for a in select.get_attributes()], TYPES, "column types of the SELECT")
+    # The type asyncpg learns for each column, from the server's Describe.
+    check_eq([a.type.name for a in select.get_attributes()], TYPE_NAMES, "column types of the SELECT")
     for sample in SAMPLES:
         check_eq(rows(await select.fetch(sample[0])), [sample], f"row {sample[0]} by fetch")
         check_eq(tuple(await select.fetchrow(sample[0])), sample, f"row {sample[0]} by fetchrow")
@@ -202,7 +110,7 @@ async def every_type_round_trips(conn):
         for column, value in zip(COLUMNS, sample):
             statement = await conn.prepare(f"SELECT id FROM {TABLE} WHERE {column} = $1")
             inferred = [t.name for t in statement.get_parameters()]
-            accepted = [[TYPES[COLUMNS.index(column)]]]
+            accepted = [[TYPE_NAMES[COLUMNS.index(column)]]]
             if column == "vc":
                 # varchar has no = of its own: PostgreSQL resolves `vc = $1` as text = text.
                 accepted.append(["text"])
@@ -212,9 +120,7 @@ async def every_type_round_trips(conn):
     check_eq(got, 2, "the id of the row of NULLs")
 
     section("parameters echoed by SELECT")
-    casts = ["int", "smallint", "int", "bigint", "real", "float8", "numeric(10,2)", "text", "varchar(20)"]
-    casts += ["char(5)", "boolean", "date", "timestamp", "timestamptz", "uuid", "bytea"]
-    echo = "SELECT " + ", ".join(f"${i + 1}::{t}" for i, t in enumerate(casts))
+    echo = "SELECT " + ", ".join(f"${i + 1}::{t}" for i, t in enumerate(SQL_TYPES))
     for sample in SAMPLES:
         check_eq(tuple(await conn.fetchrow(echo, *sample)), sample, f"echo of row {sample[0]}")
 
@@ -298,14 +204,11 @@ async def transactions(conn, other):
     check(not conn.is_in_transaction(), "still in a transaction after ROLLBACK")
     check_eq(await ids(conn, "id IN (40, 42)"), [40], "ids after ROLLBACK")
 
-    class Abandon(Exception):
-        pass
-
     try:
         async with conn.transaction():
             await conn.execute(f"INSERT INTO {HIGH} (id, s) VALUES ($1, $2)", 160, "abandoned")
-            raise Abandon()
-    except Abandon:
+            raise driver_common.Abandon()
+    except driver_common.Abandon:
         pass
     check_eq(await ids(other, "id = 160"), [], "row 160 after the abandoned transaction")
 
@@ -365,14 +268,19 @@ async def errors_keep_the_connection_usable(conn):
     check_eq(await ids(conn, "id IN (5, 6, 7)"), [5], "ids after ROLLBACK")
 
 
-async def pool_acquire_release_and_reset():
-    section("a pool: acquire and release many times, concurrently")
-    pool = await asyncpg.create_pool(
+def create_pool(min_size, max_size):
+    """A pool of min_size to max_size connections to the router, named POOL_APPLICATION_NAME."""
+    return asyncpg.create_pool(
         **connect_args(),
-        min_size=2,
-        max_size=3,
+        min_size=min_size,
+        max_size=max_size,
         server_settings={"application_name": POOL_APPLICATION_NAME},
     )
+
+
+async def pool_acquire_release_and_reset():
+    section("a pool: acquire and release many times, concurrently")
+    pool = await create_pool(2, 3)
     try:
         for i in range(10):
             async with pool.acquire() as conn:
@@ -395,12 +303,7 @@ async def pool_acquire_release_and_reset():
 
     section("a pool resets what a released connection changed: settings and an open transaction")
     # One connection, so every acquisition gets the one released before.
-    pool = await asyncpg.create_pool(
-        **connect_args(),
-        min_size=1,
-        max_size=1,
-        server_settings={"application_name": POOL_APPLICATION_NAME},
-    )
+    pool = await create_pool(1, 1)
     try:
         async with pool.acquire() as conn:
             check_eq(await conn.fetchval("SHOW application_name"), POOL_APPLICATION_NAME, "application_name")
@@ -443,20 +346,9 @@ def quiet_pool_reset_warning(loop, context):
     loop.default_exception_handler(context)
 
 
-async def main():
-    print(f"asyncpg {asyncpg.__version__}", flush=True)
-    asyncio.get_running_loop().set_exception_handler(quiet_pool_reset_warning)
-    try:
-        conn = await connect()
-        other = await connect()
-        await create_table(conn)
-    except Exception:  # noqa: BLE001 - reported, and nothing else can run
-        print("FAILED: cannot connect and create the table", flush=True)
-        traceback.print_exc()
-        return 1
-    # Each step runs even when one before it failed, so that one run shows every problem; a
-    # step after a failed one may fail only because of what the failed one left behind.
-    steps = [
+def steps(conn, other):
+    """The checks, in order: (name, coroutine function of no arguments)."""
+    return [
         ("every type round-trips", lambda: every_type_round_trips(conn)),
         ("prepared statements and executemany", lambda: prepared_statements_and_executemany(conn)),
         ("transactions", lambda: transactions(conn, other)),
@@ -464,33 +356,23 @@ async def main():
         ("a pool", pool_acquire_release_and_reset),
         ("DROP TABLE", lambda: drop_table(conn)),
     ]
-    failed = []
-    for name, step in steps:
-        try:
-            await step()
-        except Exception as e:  # noqa: BLE001 - every failure is reported the same way
-            failed.append(name)
-            kind = "" if isinstance(e, CheckFailed) else f"an unexpected {type(e).__name__}: "
-            print(f"FAILED ({name}): {kind}{e}", flush=True)
-            traceback.print_exc()
-            sys.stderr.flush()
-            # Leave the connection as the next step expects it: idle.
-            try:
-                if conn.is_in_transaction():
-                    await conn.execute("ROLLBACK")
-            except Exception as cleanup:  # noqa: BLE001
-                print(f"(cannot reset the connection: {cleanup})", flush=True)
-    if conn.is_closed() or other.is_closed():
-        failed.append("connections stay open")
-        print("FAILED: a connection closed", flush=True)
-    await conn.close()
-    await other.close()
-    if failed:
-        print(f"asyncpg checks FAILED in: {', '.join(failed)}", flush=True)
-        return 1
-    print("asyncpg checks passed", flush=True)
-    return 0
+
+
+async def reset(conn):
+    """Leaves the connection as the next step expects it after a failed one: idle."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+def main():
+    print(f"asyncpg {asyncpg.__version__}", flush=True)
+    # One event loop for the whole script, which runs each step to completion in turn.
+    with asyncio.Runner() as runner:
+        runner.get_loop().set_exception_handler(quiet_pool_reset_warning)
+        return run_checks(
+            "asyncpg", connect, create_table, steps, reset, closed=lambda conn: conn.is_closed(), run=runner.run
+        )
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())

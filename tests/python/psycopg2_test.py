@@ -17,9 +17,7 @@ script also runs against PostgreSQL itself.
 """
 
 import datetime as dt
-import os
 import sys
-import traceback
 import uuid
 from decimal import Decimal
 
@@ -28,22 +26,16 @@ import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
 
+import driver_common
+from driver_common import COLUMNS, SAMPLES, SQL_TYPES, check_eq, libpq_params, run_checks, section
+
 # uuid columns as uuid.UUID (psycopg2 returns them as str otherwise), and UUID parameters.
 psycopg2.extras.register_uuid()
 
-# Unique names, so that a rerun against the same server does not collide with an earlier one.
-TABLE = f"drv_pg2_{uuid.uuid4().hex[:8]}"
-LOW, HIGH = f"{TABLE}_low", f"{TABLE}_high"
+TABLE, LOW, HIGH = driver_common.table_names("drv_pg2")
 
-DDL = [
-    f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY, small SMALLINT, n INTEGER, big BIGINT, r REAL, "
-    "f DOUBLE PRECISION, d NUMERIC(10,2), s TEXT, vc VARCHAR(20), ch CHAR(5), b BOOLEAN, day DATE, "
-    "ts TIMESTAMP, tstz TIMESTAMPTZ, u UUID, raw BYTEA) PARTITION BY RANGE (id)",
-    f"CREATE TABLE {LOW} PARTITION OF {TABLE} FOR VALUES FROM (MINVALUE) TO (100)",
-    f"CREATE TABLE {HIGH} PARTITION OF {TABLE} FOR VALUES FROM (100) TO (MAXVALUE)",
-]
-
-COLUMNS = ["id", "small", "n", "big", "r", "f", "d", "s", "vc", "ch", "b", "day", "ts", "tstz", "u", "raw"]
+# A column of every supported type, and sample rows with a value of each (see driver_common).
+DDL = driver_common.ddl(TABLE)
 
 # What cursor.description says of each column: (type OID, internal_size, precision, scale).
 # psycopg2 derives the last three from the type modifier, so they show that the modifiers of
@@ -67,91 +59,16 @@ DESCRIPTION = [
     (17, -1, None, None),
 ]
 
-# One row in each shard with extreme and awkward values, and one of NULLs. Every REAL is exactly
-# representable as a float4. The CHAR(5) values fill the column, so they come back unchanged.
-SAMPLES = [
-    (
-        1,
-        32767,
-        -(2**31),
-        -(2**63),
-        3.25,
-        -0.1,
-        Decimal("12345678.90"),
-        "héllo, wörld ✓ 'quoted' \"double\" \\ back; -- %s $1 not placeholders",
-        "varchar value",
-        "abcde",
-        True,
-        dt.date(2024, 2, 29),
-        dt.datetime(2024, 2, 29, 13, 45, 10, 123456),
-        dt.datetime(2024, 2, 29, 13, 45, 10, 500000, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-        uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
-        b"\x00\x01\\'\"\xfe\xff",
-    ),
-    (
-        150,
-        -32768,
-        2**31 - 1,
-        2**63 - 1,
-        -1048576.5,
-        0.1 + 0.2,
-        Decimal("-0.01"),
-        "",
-        "exactly twenty chars",
-        "ü ✓ z",
-        False,
-        dt.date(1999, 12, 31),
-        dt.datetime(1970, 1, 1),
-        dt.datetime(1969, 7, 20, 20, 17, 40, tzinfo=dt.timezone.utc),
-        uuid.UUID(int=0),
-        b"",
-    ),
-    (2,) + (None,) * 15,
-]
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise CheckFailed(message)
-
-
-def check_eq(got, expected, what):
-    if got != expected:
-        raise CheckFailed(f"{what}:\n  expected {expected!r}\n  got      {got!r}")
-
 
 def expect_error(sqlstate, error_class, what, action):
     """Runs action(), which must raise a psycopg2 error of class error_class with sqlstate."""
-    try:
-        result = action()
-    except psycopg2.Error as e:
-        check_eq(e.pgcode, sqlstate, f"SQLSTATE of {what} ({type(e).__name__}: {e})")
-        check_eq(e.diag.sqlstate, sqlstate, f"diag.sqlstate of {what}")
-        check(
-            isinstance(e, error_class),
-            f"{what} raised {type(e).__name__}, expected {error_class.__name__}: {e}",
-        )
-        return e
-    raise CheckFailed(f"{what} succeeded ({result!r}) but must fail with SQLSTATE {sqlstate}")
+    e = driver_common.expect_error(sqlstate, error_class, what, action, psycopg2.Error, lambda e: e.pgcode)
+    check_eq(e.diag.sqlstate, sqlstate, f"diag.sqlstate of {what}")
+    return e
 
 
 def connect():
-    addr = os.environ.get("TESSERA_ROUTER_ADDR")
-    check(addr, "TESSERA_ROUTER_ADDR (host:port of the router) is not set")
-    host, port = addr.rsplit(":", 1)
-    conn = psycopg2.connect(
-        host=host,
-        port=int(port),
-        user=os.environ.get("TESSERA_USER", "tessera"),
-        dbname=os.environ.get("TESSERA_DATABASE", "tessera"),
-        sslmode="disable",
-        connect_timeout=10,
-        application_name="tessera-tests-psycopg2",
-    )
+    conn = psycopg2.connect(**libpq_params("tessera-tests-psycopg2"))
     conn.autocommit = True
     return conn
 
@@ -173,10 +90,6 @@ def ids(conn, where="TRUE"):
 
 def transaction_status(conn):
     return conn.info.transaction_status
-
-
-def section(name):
-    print(f"== {name}", flush=True)
 
 
 def create_table(conn):
@@ -226,9 +139,7 @@ def every_type_round_trips(conn):
 
     section("parameters echoed by SELECT")
     # CAST, not ::, which would bind tighter than the minus of a negative literal.
-    casts = ["int", "smallint", "int", "bigint", "real", "float8", "numeric(10,2)", "text", "varchar(20)"]
-    casts += ["char(5)", "boolean", "date", "timestamp", "timestamptz", "uuid", "bytea"]
-    echo = "SELECT " + ", ".join(f"CAST(%s AS {t})" for t in casts)
+    echo = "SELECT " + ", ".join(f"CAST(%s AS {t})" for t in SQL_TYPES)
     for sample in SAMPLES:
         check_eq(fetch_all(conn, echo, sample), [sample], f"echo of row {sample[0]}")
 
@@ -300,10 +211,6 @@ def transactions(conn, other):
     conn.commit()
 
     section("transactions: `with conn` commits on success and rolls back on an exception")
-
-    class Abandon(Exception):
-        pass
-
     with conn:
         with conn.cursor() as cur:
             cur.execute(f"INSERT INTO {TABLE} (id, s) VALUES (%s, %s)", (160, "with block"))
@@ -312,8 +219,8 @@ def transactions(conn, other):
         with conn:
             with conn.cursor() as cur:
                 cur.execute(f"DELETE FROM {TABLE} WHERE id = %s", (160,))
-                raise Abandon()
-    except Abandon:
+                raise driver_common.Abandon()
+    except driver_common.Abandon:
         pass
     check_eq(ids(other, "id = 160"), [160], "row 160 after the abandoned `with` block")
     conn.autocommit = True
@@ -393,51 +300,20 @@ def drop_table(conn):
         )
 
 
-def main():
-    print(f"psycopg2 {psycopg2.__version__} (libpq {psycopg2.extensions.libpq_version()})", flush=True)
-    try:
-        conn = connect()
-        other = connect()
-        create_table(conn)
-    except Exception:  # noqa: BLE001 - reported, and nothing else can run
-        print("FAILED: cannot connect and create the table", flush=True)
-        traceback.print_exc()
-        return 1
-    # Each step runs even when one before it failed, so that one run shows every problem; a
-    # step after a failed one may fail only because of what the failed one left behind.
-    steps = [
+def steps(conn, other):
+    """The checks, in order: (name, function of no arguments)."""
+    return [
         ("every type round-trips", lambda: every_type_round_trips(conn)),
         ("executemany and batches", lambda: executemany_and_batches(conn)),
         ("transactions", lambda: transactions(conn, other)),
         ("errors keep the connection usable", lambda: errors_keep_the_connection_usable(conn)),
         ("DROP TABLE", lambda: drop_table(conn)),
     ]
-    failed = []
-    for name, step in steps:
-        try:
-            step()
-        except Exception as e:  # noqa: BLE001 - every failure is reported the same way
-            failed.append(name)
-            kind = "" if isinstance(e, CheckFailed) else f"an unexpected {type(e).__name__}: "
-            print(f"FAILED ({name}): {kind}{e}", flush=True)
-            traceback.print_exc()
-            sys.stderr.flush()
-            # Leave the connection as the next step expects it: idle, in autocommit.
-            try:
-                conn.rollback()
-                conn.autocommit = True
-            except Exception as cleanup:  # noqa: BLE001
-                print(f"(cannot reset the connection: {cleanup})", flush=True)
-    if conn.closed or other.closed:
-        failed.append("connections stay open")
-        print("FAILED: a connection closed", flush=True)
-    conn.close()
-    other.close()
-    if failed:
-        print(f"psycopg2 checks FAILED in: {', '.join(failed)}", flush=True)
-        return 1
-    print("psycopg2 checks passed", flush=True)
-    return 0
+
+
+def main():
+    print(f"psycopg2 {psycopg2.__version__} (libpq {psycopg2.extensions.libpq_version()})", flush=True)
+    return run_checks("psycopg2", connect, create_table, steps)
 
 
 if __name__ == "__main__":

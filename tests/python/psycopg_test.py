@@ -19,9 +19,7 @@ also runs against PostgreSQL itself (which is how it was checked).
 """
 
 import datetime as dt
-import os
 import sys
-import traceback
 import uuid
 from decimal import Decimal
 
@@ -29,17 +27,15 @@ import psycopg
 from psycopg import errors
 from psycopg.pq import TransactionStatus
 
-UTC = dt.timezone.utc
+import driver_common
+from driver_common import check_eq, libpq_params, run_checks, section
 
-DDL = [
-    "CREATE TABLE t (id INT PRIMARY KEY, small SMALLINT, big BIGINT, r REAL, f DOUBLE PRECISION, "
-    "d NUMERIC(10,2), s TEXT, vc VARCHAR(20), b BOOLEAN, day DATE, ts TIMESTAMP, tstz TIMESTAMPTZ, "
-    "u UUID, raw BYTEA) PARTITION BY RANGE (id)",
-    "CREATE TABLE t_low PARTITION OF t FOR VALUES FROM (MINVALUE) TO (100)",
-    "CREATE TABLE t_high PARTITION OF t FOR VALUES FROM (100) TO (MAXVALUE)",
-]
+# The columns of `t`: those of driver_common.TYPES but n (INTEGER, like id) and ch (CHAR(5)).
+TABLE_COLUMNS = ["id", "small", "big", "r", "f", "d", "s", "vc", "b", "day", "ts", "tstz", "u", "raw"]
 
-COLUMNS = "id, small, big, r, f, d, s, vc, b, day, ts, tstz, u, raw"
+DDL = driver_common.ddl("t", TABLE_COLUMNS)
+
+COLUMNS = ", ".join(TABLE_COLUMNS)
 
 # The types PostgreSQL describes for the columns of `t`, in order, with their modifiers.
 COLUMN_TYPES = [
@@ -59,43 +55,10 @@ COLUMN_TYPES = [
     "bytea",
 ]
 
-# One row in each shard with extreme and awkward values, and one of NULLs. Every REAL is exactly
-# representable as a float4, so text and binary results give the same Python float.
-SAMPLES = [
-    (
-        1,
-        32767,
-        -(2**63),
-        3.25,
-        -0.1,
-        Decimal("12345678.90"),
-        "héllo, wörld ✓ 'quoted' \\ back; -- %s $1 not placeholders",
-        "varchar value",
-        True,
-        dt.date(2024, 2, 29),
-        dt.datetime(2024, 2, 29, 13, 45, 10, 123456),
-        dt.datetime(2024, 2, 29, 13, 45, 10, 500000, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-        uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
-        b"\x00\x01\\'\xfe\xff",
-    ),
-    (
-        150,
-        -32768,
-        2**63 - 1,
-        -1048576.5,
-        0.1 + 0.2,
-        Decimal("-0.01"),
-        "",
-        "exactly twenty chars",
-        False,
-        dt.date(1999, 12, 31),
-        dt.datetime(1970, 1, 1),
-        dt.datetime(1969, 7, 20, 20, 17, 40, tzinfo=UTC),
-        uuid.UUID(int=0),
-        b"",
-    ),
-    (2,) + (None,) * 13,
-]
+# One row in each shard with extreme and awkward values, and one of NULLs (see driver_common).
+# Every REAL is exactly representable as a float4, so text and binary results give the same
+# Python float.
+SAMPLES = driver_common.samples(TABLE_COLUMNS)
 
 # How each copy of the samples is inserted: (id offset, placeholder, prepare). Ids stay in the
 # sample's shard.
@@ -107,48 +70,13 @@ INSERT_WAYS = [
 ]
 
 
-class CheckFailed(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise CheckFailed(message)
-
-
-def check_eq(got, expected, what):
-    if got != expected:
-        raise CheckFailed(f"{what}:\n  expected {expected!r}\n  got      {got!r}")
-
-
 def expect_error(sqlstate, error_class, what, action):
     """Runs action(), which must raise a psycopg error of class error_class with sqlstate."""
-    try:
-        result = action()
-    except psycopg.Error as e:
-        check_eq(e.sqlstate, sqlstate, f"SQLSTATE of {what} ({type(e).__name__}: {e})")
-        check(
-            isinstance(e, error_class),
-            f"{what} raised {type(e).__name__}, expected {error_class.__name__}: {e}",
-        )
-        return e
-    raise CheckFailed(f"{what} succeeded ({result!r}) but must fail with SQLSTATE {sqlstate}")
+    return driver_common.expect_error(sqlstate, error_class, what, action, psycopg.Error)
 
 
 def connect(autocommit=True):
-    addr = os.environ.get("TESSERA_ROUTER_ADDR")
-    check(addr, "TESSERA_ROUTER_ADDR (host:port of the router) is not set")
-    host, port = addr.rsplit(":", 1)
-    return psycopg.connect(
-        host=host,
-        port=int(port),
-        user=os.environ.get("TESSERA_USER", "tessera"),
-        dbname=os.environ.get("TESSERA_DATABASE", "tessera"),
-        sslmode="disable",
-        connect_timeout=10,
-        application_name="tessera-tests-psycopg",
-        autocommit=autocommit,
-    )
+    return psycopg.connect(**libpq_params("tessera-tests-psycopg"), autocommit=autocommit)
 
 
 def with_id(row, new_id):
@@ -157,10 +85,6 @@ def with_id(row, new_id):
 
 def ids(conn):
     return [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id").fetchall()]
-
-
-def section(name):
-    print(f"== {name}", flush=True)
 
 
 def create_table(conn):
@@ -388,14 +312,11 @@ def transactions(conn, other):
     )
     conn.commit()
 
-    class Abandon(Exception):
-        pass
-
     try:
         with conn.transaction():
             conn.execute("DELETE FROM t WHERE id = %b", (40,), prepare=True)
-            raise Abandon()
-    except Abandon:
+            raise driver_common.Abandon()
+    except driver_common.Abandon:
         pass
     check_eq(conn.execute("SELECT count(*) FROM t WHERE id = 40").fetchone(), (1,), "row 40 after the rollback")
     conn.commit()
@@ -484,19 +405,9 @@ def errors_keep_the_connection_usable(conn):
     check_eq(conn.execute("SELECT s FROM t WHERE id = %s", (5,), prepare=True).fetchone(), ("five",), "row 5")
 
 
-def main():
-    print(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__}, libpq {psycopg.pq.version()})", flush=True)
-    try:
-        conn = connect()
-        other = connect()
-        create_table(conn)
-    except Exception:  # noqa: BLE001 - reported, and nothing else can run
-        print("FAILED: cannot connect and create the table", flush=True)
-        traceback.print_exc()
-        return 1
-    # Each step runs even when one before it failed, so that one run shows every problem; a
-    # step after a failed one may fail only because of what the failed one left behind.
-    steps = [
+def steps(conn, other):
+    """The checks, in order: (name, function of no arguments)."""
+    return [
         ("every type round-trips", lambda: every_type_round_trips(conn)),
         ("LIMIT and OFFSET as parameters", lambda: limit_and_offset(conn)),
         ("repeated statements get prepared", lambda: repeated_statements_get_prepared(conn)),
@@ -505,33 +416,11 @@ def main():
         ("transactions", lambda: transactions(conn, other)),
         ("errors keep the connection usable", lambda: errors_keep_the_connection_usable(conn)),
     ]
-    failed = []
-    for name, step in steps:
-        try:
-            step()
-        except Exception as e:  # noqa: BLE001 - every failure is reported the same way
-            failed.append(name)
-            kind = "" if isinstance(e, CheckFailed) else f"an unexpected {type(e).__name__}: "
-            print(f"FAILED ({name}): {kind}{e}", flush=True)
-            traceback.print_exc()
-            sys.stderr.flush()
-            # Leave the connection as the next step expects it: idle, in autocommit.
-            try:
-                if conn.info.transaction_status != TransactionStatus.IDLE:
-                    conn.rollback()
-                conn.autocommit = True
-            except Exception as cleanup:  # noqa: BLE001
-                print(f"(cannot reset the connection: {cleanup})", flush=True)
-    if conn.closed or other.closed:
-        failed.append("connections stay open")
-        print("FAILED: a connection closed", flush=True)
-    conn.close()
-    other.close()
-    if failed:
-        print(f"psycopg checks FAILED in: {', '.join(failed)}", flush=True)
-        return 1
-    print("psycopg checks passed", flush=True)
-    return 0
+
+
+def main():
+    print(f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__}, libpq {psycopg.pq.version()})", flush=True)
+    return run_checks("psycopg", connect, create_table, steps)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ PostgreSQL itself.
 """
 
 import datetime as dt
-import os
 import sys
-import traceback
 import uuid
 from decimal import Decimal
 from typing import Optional
@@ -57,11 +55,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-# Unique names, so that a rerun against the same server does not collide with an earlier one.
-TABLE = f"drv_sa_{uuid.uuid4().hex[:8]}"
-LOW, HIGH = f"{TABLE}_low", f"{TABLE}_high"
+import driver_common
+from driver_common import COLUMNS, SAMPLES, check, check_eq, finish, run_steps, section, setup_failed
 
-COLUMNS = ["id", "small", "n", "big", "r", "f", "d", "s", "vc", "ch", "b", "day", "ts", "tstz", "u", "raw"]
+TABLE, LOW, HIGH = driver_common.table_names("drv_sa")
+
+# The model below has a column of every supported type, and driver_common's SAMPLES are rows of
+# it with a value of each.
 
 # What inspect(engine).get_columns() says of each column: its type as the dialect prints it,
 # and whether it is nullable.
@@ -82,48 +82,6 @@ REFLECTED_COLUMNS = [
     ("tstz", "TIMESTAMP WITH TIME ZONE", True),
     ("u", "UUID", True),
     ("raw", "BYTEA", True),
-]
-
-# One row in each shard with extreme and awkward values, and one of NULLs. Every REAL is exactly
-# representable as a float4. The CHAR(5) values fill the column, so they come back unchanged.
-SAMPLES = [
-    (
-        1,
-        32767,
-        -(2**31),
-        -(2**63),
-        3.25,
-        -0.1,
-        Decimal("12345678.90"),
-        "héllo, wörld ✓ 'quoted' \"double\" \\ back; -- %s %(x)s :x $1 not placeholders",
-        "varchar value",
-        "abcde",
-        True,
-        dt.date(2024, 2, 29),
-        dt.datetime(2024, 2, 29, 13, 45, 10, 123456),
-        dt.datetime(2024, 2, 29, 13, 45, 10, 500000, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-        uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
-        b"\x00\x01\\'\"\xfe\xff",
-    ),
-    (
-        150,
-        -32768,
-        2**31 - 1,
-        2**63 - 1,
-        -1048576.5,
-        0.1 + 0.2,
-        Decimal("-0.01"),
-        "",
-        "exactly twenty chars",
-        "ü ✓ z",
-        False,
-        dt.date(1999, 12, 31),
-        dt.datetime(1970, 1, 1),
-        dt.datetime(1969, 7, 20, 20, 17, 40, tzinfo=dt.timezone.utc),
-        uuid.UUID(int=0),
-        b"",
-    ),
-    (2,) + (None,) * 15,
 ]
 
 
@@ -156,56 +114,25 @@ class Item(Base):
 
 
 # The two shards, created right after the partitioned table by create_all.
-event.listen(
-    Item.__table__,
-    "after_create",
-    DDL(f"CREATE TABLE {LOW} PARTITION OF {TABLE} FOR VALUES FROM (MINVALUE) TO (100)"),
-)
-event.listen(
-    Item.__table__,
-    "after_create",
-    DDL(f"CREATE TABLE {HIGH} PARTITION OF {TABLE} FOR VALUES FROM (100) TO (MAXVALUE)"),
-)
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise CheckFailed(message)
-
-
-def check_eq(got, expected, what):
-    if got != expected:
-        raise CheckFailed(f"{what}:\n  expected {expected!r}\n  got      {got!r}")
+for statement in driver_common.partitions_ddl(TABLE):
+    event.listen(Item.__table__, "after_create", DDL(statement))
 
 
 def expect_error(sqlstate, sa_error_class, what, action):
     """Runs action(), which must raise sa_error_class wrapping a psycopg error with sqlstate."""
-    try:
-        result = action()
-    except sa.exc.DBAPIError as e:
-        check_eq(getattr(e.orig, "sqlstate", None), sqlstate, f"SQLSTATE of {what} ({type(e).__name__}: {e.orig})")
-        check(
-            isinstance(e, sa_error_class),
-            f"{what} raised {type(e).__name__}, expected {sa_error_class.__name__}: {e}",
-        )
-        return e
-    raise CheckFailed(f"{what} succeeded ({result!r}) but must fail with SQLSTATE {sqlstate}")
+    return driver_common.expect_error(
+        sqlstate, sa_error_class, what, action, sa.exc.DBAPIError, lambda e: getattr(e.orig, "sqlstate", None)
+    )
 
 
 def make_engine():
-    addr = os.environ.get("TESSERA_ROUTER_ADDR")
-    check(addr, "TESSERA_ROUTER_ADDR (host:port of the router) is not set")
-    host, port = addr.rsplit(":", 1)
+    where = driver_common.router()
     url = sa.URL.create(
         "postgresql+psycopg",
-        username=os.environ.get("TESSERA_USER", "tessera"),
-        host=host,
-        port=int(port),
-        database=os.environ.get("TESSERA_DATABASE", "tessera"),
+        username=where["user"],
+        host=where["host"],
+        port=where["port"],
+        database=where["database"],
     )
     return sa.create_engine(
         url,
@@ -220,10 +147,6 @@ def item_row(item):
 def ids(engine, *where):
     with Session(engine) as s:
         return list(s.scalars(select(Item.id).where(*where).order_by(Item.id)))
-
-
-def section(name):
-    print(f"== {name}", flush=True)
 
 
 def create_all(engine):
@@ -319,16 +242,13 @@ def transactions(engine):
         s.rollback()
     check_eq(ids(engine, Item.id.in_([40, 42])), [40], "ids after rollback")
 
-    class Abandon(Exception):
-        pass
-
     with Session(engine) as s:
         try:
             with s.begin():
                 s.add(Item(id=160, s="abandoned"))
                 s.flush()
-                raise Abandon()
-        except Abandon:
+                raise driver_common.Abandon()
+        except driver_common.Abandon:
             pass
         with s.begin():
             s.add(Item(id=161, s="kept"))
@@ -438,11 +358,7 @@ def main():
         engine = make_engine()
         create_all(engine)
     except Exception:  # noqa: BLE001 - reported, and nothing else can run
-        print("FAILED: cannot connect and create the table", flush=True)
-        traceback.print_exc()
-        return 1
-    # Each step runs even when one before it failed, so that one run shows every problem; a
-    # step after a failed one may fail only because of what the failed one left behind.
+        return setup_failed()
     steps = [
         ("ORM round trips", orm_round_trips),
         ("ORM update and delete", orm_update_and_delete),
@@ -452,22 +368,9 @@ def main():
         ("reflection", reflection),
         ("drop_all", drop_all),
     ]
-    failed = []
-    for name, step in steps:
-        try:
-            step(engine)
-        except Exception as e:  # noqa: BLE001 - every failure is reported the same way
-            failed.append(name)
-            kind = "" if isinstance(e, CheckFailed) else f"an unexpected {type(e).__name__}: "
-            print(f"FAILED ({name}): {kind}{e}", flush=True)
-            traceback.print_exc()
-            sys.stderr.flush()
+    failed = run_steps([(name, lambda step=step: step(engine)) for name, step in steps])
     engine.dispose()
-    if failed:
-        print(f"SQLAlchemy checks FAILED in: {', '.join(failed)}", flush=True)
-        return 1
-    print("SQLAlchemy checks passed", flush=True)
-    return 0
+    return finish("SQLAlchemy", failed)
 
 
 if __name__ == "__main__":

@@ -95,3 +95,9 @@ SELECT * FROM accounts ORDER BY acct_id;
 -- The other tables were not touched.
 SELECT count(*) FROM studt;
 SELECT count(*) FROM enrol;
+
+-- PostgreSQL's storage parameters are accepted (and have nothing to tune here).
+CREATE TABLE tuned (id INT PRIMARY KEY, v TEXT) WITH (fillfactor = 90);
+INSERT INTO tuned VALUES (1, 'a');
+SELECT * FROM tuned;
+DROP TABLE tuned;

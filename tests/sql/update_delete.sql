@@ -78,3 +78,11 @@ UPDATE people SET name = NULL WHERE id = 2;
 UPDATE people SET age = age + 1 RETURNING *;
 DELETE FROM people WHERE age > 40 RETURNING name;
 SELECT * FROM people;
+
+-- TRUNCATE empties tables, a partitioned one over all its shards.
+TRUNCATE people;
+SELECT count(*) FROM people;
+TRUNCATE TABLE studt;
+SELECT count(*) FROM studt;
+INSERT INTO studt VALUES (7, 'after truncate', 1);
+SELECT * FROM studt;

@@ -157,6 +157,10 @@ pub fn bind_create_table(ctx: &Ctx, ct: &ast::CreateTable) -> Result<DdlRequest>
                         })?;
                         replicas = Some(n);
                     }
+                    // PostgreSQL's storage parameters tune its heap files, which Tessera does
+                    // not have: accepted so that scripts written for PostgreSQL (pgbench -i's
+                    // `WITH (fillfactor=100)`) run, and ignored.
+                    ast::SqlOption::KeyValue { key, .. } if is_storage_parameter(&ident(key)) => {}
                     ast::SqlOption::KeyValue { key, .. } => {
                         return Err(Error::InvalidParameter(format!(
                             "unrecognized parameter \"{}\"",
@@ -310,4 +314,15 @@ pub fn bind_drop(object_type: &ast::ObjectType, if_exists: bool, names: &[ast::O
     }
     let names = names.iter().map(plain_name).collect::<Result<Vec<_>>>()?;
     Ok(DdlRequest::DropTable { names, if_exists })
+}
+
+/// Whether `name` is one of PostgreSQL's table storage parameters.
+fn is_storage_parameter(name: &str) -> bool {
+    matches!(
+        name,
+        "fillfactor" | "toast_tuple_target" | "parallel_workers" | "user_catalog_table"
+    ) || name.starts_with("autovacuum_")
+        || name.starts_with("toast.")
+        || name.starts_with("vacuum_")
+        || name.starts_with("log_autovacuum")
 }

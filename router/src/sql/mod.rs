@@ -112,6 +112,9 @@ pub enum Bound {
     Insert(InsertPlan),
     Update(UpdatePlan),
     Delete(DeletePlan),
+    /// `TRUNCATE`: every row of each table deleted (not in a transaction block: there it would
+    /// not be undone by ROLLBACK, which PostgreSQL's TRUNCATE is).
+    Truncate(Vec<DeletePlan>),
     /// `COPY ... FROM STDIN`.
     CopyIn(Box<crate::copy::CopyIn>),
     /// `COPY ... TO STDOUT` of a query (a table's is `SELECT * FROM` it).

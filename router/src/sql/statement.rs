@@ -221,6 +221,18 @@ pub fn bind(ctx: &Ctx, stmt: &ast::Statement) -> Result<Bound> {
             savepoint: Some(name), ..
         } => Bound::RollbackTo(ident(name)),
         S::Savepoint { name } => Bound::Savepoint(ident(name)),
+        S::Truncate(t) => {
+            // TRUNCATE deletes every row of each table, table by table.
+            let mut plans = Vec::new();
+            for target in &t.table_names {
+                let sql = format!("DELETE FROM {}", target.name);
+                match parse(&sql)?.first() {
+                    Some(S::Delete(del)) => plans.push(bind_delete(ctx, del)?),
+                    _ => return Err(Error::Internal(format!("TRUNCATE built an odd statement: {sql}"))),
+                }
+            }
+            Bound::Truncate(plans)
+        }
         S::ReleaseSavepoint { name } => Bound::Release(ident(name)),
         // No cursors, listeners or advisory locks to let go of: what a connection pool sends
         // when it hands a connection back succeeds.

@@ -13,6 +13,9 @@ pub struct RouterConfig {
     /// Most client connections served at once; more are refused with SQLSTATE 53300.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Address to serve the course's HTTP API on (host:port); not served when `None`.
+    #[serde(default)]
+    pub http: Option<String>,
 }
 
 fn default_max_connections() -> usize {
@@ -28,6 +31,9 @@ impl RouterConfig {
         }
         for a in &self.catalog {
             check_addr("catalog", a)?;
+        }
+        if let Some(http) = &self.http {
+            check_addr("http", http)?;
         }
         if self.max_connections == 0 {
             return Err("max_connections: must be positive".into());

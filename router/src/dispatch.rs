@@ -29,6 +29,7 @@ pub struct Ran {
     pub report: Option<(String, String)>,
 }
 
+#[derive(Clone)]
 pub struct Dispatcher {
     pub executor: Arc<Executor>,
     pub catalog: Vec<String>,

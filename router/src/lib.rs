@@ -8,6 +8,7 @@ pub mod error;
 pub mod exec;
 pub mod explain;
 pub mod frontend;
+pub mod http;
 pub mod pg_catalog;
 pub mod plan;
 pub mod routing;
@@ -23,6 +24,8 @@ pub use config::RouterConfig;
 pub struct RouterHandle {
     /// The address clients connect to.
     pub addr: String,
+    /// The address of the HTTP API, when it is served.
+    pub http_addr: Option<String>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -41,6 +44,8 @@ impl RouterHandle {
 pub enum RouterError {
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error("cannot listen on {addr} for the HTTP API: {source}")]
+    HttpListen { addr: String, source: std::io::Error },
 }
 
 /// Starts a router: binds its port, follows the catalog's cluster map and serves clients.
@@ -68,20 +73,38 @@ pub async fn start(config: RouterConfig) -> Result<RouterHandle, RouterError> {
     let executor = Arc::new(exec::Executor {
         routing: routing.clone(),
     });
+    let dispatcher = dispatch::Dispatcher {
+        executor,
+        catalog: config.catalog.clone(),
+    };
+    let mut tasks = Vec::new();
+    let mut http_addr = None;
+    if let Some(listen) = &config.http {
+        let engine = Arc::new(http::Engine {
+            dispatcher: dispatcher.clone(),
+        });
+        let server = http::start(listen, engine, stop_rx.clone())
+            .await
+            .map_err(|source| RouterError::HttpListen {
+                addr: listen.clone(),
+                source,
+            })?;
+        http_addr = Some(server.addr);
+        tasks.push(server.task);
+    }
     let shared = Arc::new(frontend::conn::Shared {
-        dispatcher: dispatch::Dispatcher {
-            executor,
-            catalog: config.catalog.clone(),
-        },
+        dispatcher,
         cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
         next_pid: std::sync::atomic::AtomicI32::new(std::process::id() as i32 * 1000 % 1_000_000 + 1),
     });
     let server = tokio::spawn(frontend::serve(listener, shared, config.max_connections, stop_rx));
     tracing::info!(%addr, "router accepting PostgreSQL clients");
+    tasks.extend([server, follower]);
     Ok(RouterHandle {
         addr,
+        http_addr,
         stop,
-        tasks: vec![server, follower],
+        tasks,
     })
 }
 

@@ -109,6 +109,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             data_dir: dir,
             nodes: args.nodes,
             replicas: Some(replicas),
+            http: "127.0.0.1:0".into(),
         };
         config.validate().map_err(BenchError::Setup)?;
         progress(

@@ -67,9 +67,13 @@ pub struct DevArgs {
     #[arg(long, env = "TESSERA_NODES", value_name = "N", value_parser = number::<u32>)]
     pub nodes: Option<u32>,
 
-    /// Replicas per shard when a table does not say [default: 1]
+    /// Replicas per shard when a table does not say [default: the node count, at most 3]
     #[arg(long, env = "TESSERA_REPLICAS", value_name = "N", value_parser = number::<u32>)]
     pub replicas: Option<u32>,
+
+    /// Address to serve the course's HTTP API on [default: 127.0.0.1:8080]
+    #[arg(long, env = "TESSERA_HTTP", value_name = "HOST:PORT")]
+    pub http: Option<String>,
 }
 
 /// Flags of `tessera catalog`; the keys of its config file.
@@ -173,6 +177,10 @@ pub struct RouterArgs {
     /// Most client connections served at once; more are refused [default: 1000]
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS", value_name = "N", value_parser = number::<usize>)]
     pub max_connections: Option<usize>,
+
+    /// Address to serve the course's HTTP API on [default: not served]
+    #[arg(long, env = "TESSERA_HTTP", value_name = "HOST:PORT")]
+    pub http: Option<String>,
 }
 
 /// Parses a non-negative whole number that also fits a TOML integer, with a message a person

@@ -50,6 +50,13 @@ pub struct DevConfig {
     /// there are fewer nodes.
     #[serde(default)]
     pub replicas: Option<u32>,
+    /// Address to serve the course's HTTP API on (host:port).
+    #[serde(default = "default_http")]
+    pub http: String,
+}
+
+fn default_http() -> String {
+    "127.0.0.1:8080".into()
 }
 
 fn default_listen() -> String {
@@ -121,6 +128,7 @@ impl DevConfig {
         sub_config([
             ("listen", self.listen.as_str().into()),
             ("catalog", Value::Array(vec![catalog.into()])),
+            ("http", self.http.as_str().into()),
         ])
     }
 }
@@ -144,7 +152,7 @@ pub async fn run(config: DevConfig, mut stop: Stop) -> Result<(), StartError> {
     let Some(cluster) = stop.until(Cluster::start(&config)).await.transpose()? else {
         return Ok(());
     };
-    announce(&cluster.router.addr);
+    announce(&cluster.router.addr, cluster.router.http_addr.as_deref());
     stop.wait().await;
     cluster.shutdown().await;
     info!("stopped");
@@ -250,10 +258,13 @@ fn ensure_free(listen: &str) -> Result<(), StartError> {
 }
 
 /// Prints the one line that says how to connect.
-fn announce(router_addr: &str) {
+fn announce(router_addr: &str, http_addr: Option<&str>) {
     // Not `println!`: that panics when stdout is closed, and this line is not worth dying for.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Tessera is ready: {}", psql_command(router_addr));
+    if let Some(http) = http_addr {
+        let _ = writeln!(out, "The course's HTTP API: http://{http}");
+    }
     let _ = out.flush();
 }
 
@@ -285,6 +296,7 @@ mod tests {
             data_dir: "d".into(),
             nodes,
             replicas: Some(replicas),
+            http: "127.0.0.1:0".into(),
         }
     }
 

@@ -66,6 +66,7 @@ pub struct Cluster {
     catalog_addr: SocketAddr,
     node_addrs: Vec<SocketAddr>,
     router_addr: SocketAddr,
+    http_addr: SocketAddr,
     catalog: ManagedProcess,
     nodes: Vec<ManagedProcess>,
     /// Which nodes the harness has stopped with SIGSTOP and not resumed.
@@ -92,6 +93,7 @@ impl Cluster {
             .expect("cannot create a temp dir");
         let catalog_addr = free_local_addr();
         let router_addr = free_local_addr();
+        let http_addr = free_local_addr();
         let node_addrs: Vec<SocketAddr> = (0..options.nodes).map(|_| free_local_addr()).collect();
 
         let mut catalog_args = args(&["catalog", "--listen", &catalog_addr.to_string()]);
@@ -133,6 +135,8 @@ impl Cluster {
             &router_addr.to_string(),
             "--catalog",
             &catalog_addr.to_string(),
+            "--http",
+            &http_addr.to_string(),
         ]);
         let router = ManagedProcess::tied_to_test("router", &bin, router_args, dir.path().join("router.log"));
 
@@ -142,6 +146,7 @@ impl Cluster {
             catalog_addr,
             node_addrs,
             router_addr,
+            http_addr,
             catalog,
             nodes,
             paused,
@@ -157,6 +162,11 @@ impl Cluster {
     /// Where clients connect.
     pub fn router_addr(&self) -> SocketAddr {
         self.router_addr
+    }
+
+    /// Where the router serves the course's HTTP API.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// Where the catalog listens.

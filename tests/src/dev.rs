@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::binaries::tessera_bin;
+use crate::net::free_local_addr;
 use crate::process::{indent, ManagedProcess, Signal};
 
 /// How long `tessera dev` may take to print its ready line.
@@ -25,6 +26,8 @@ pub struct DevServer {
     /// Lines printed on stdout, read by a thread so the pipe never fills up.
     stdout_lines: mpsc::UnboundedReceiver<String>,
     stdout_seen: Vec<String>,
+    /// Where the course's HTTP API is served.
+    http: SocketAddr,
 }
 
 impl DevServer {
@@ -33,11 +36,14 @@ impl DevServer {
     /// ready line in time, or announces another port than `listen`'s.
     pub async fn start(dir: &Path, listen: SocketAddr, nodes: usize) -> Result<DevServer, String> {
         let mut args: Vec<OsString> = vec!["dev".into(), "--data-dir".into(), dir.join("data").into_os_string()];
+        let http = free_local_addr();
         args.extend([
             "--listen".into(),
             listen.to_string().into(),
             "--nodes".into(),
             nodes.to_string().into(),
+            "--http".into(),
+            http.to_string().into(),
         ]);
         let mut process = ManagedProcess::tied_to_test("tessera dev", tessera_bin(), args, dir.join("dev.log"));
         let stdout = process.start_with_piped_stdout()?;
@@ -54,11 +60,17 @@ impl DevServer {
             process,
             ready_line: String::new(),
             addr: listen,
+            http,
             stdout_lines,
             stdout_seen: Vec::new(),
         };
         server.wait_for_ready_line(listen).await?;
         Ok(server)
+    }
+
+    /// The address of the course's HTTP API.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
     }
 
     /// The ready line as printed.

@@ -19,6 +19,7 @@
 //! - [`replication`]: which node leads each shard, and whether replicas agree (checksums).
 //! - [`linearizability`]: a WGL linearizability checker for histories of a register.
 //! - [`fixtures`]: the course's `studt` table and its four shards, shared by many tests.
+//! - [`http`]: a minimal HTTP/1.1 client for the course's JSON API.
 //! - [`psql`]: running the `psql` program.
 //! - [`differential`]: replaying a SQL script on Tessera and PostgreSQL and comparing every
 //!   statement's outcome.
@@ -35,6 +36,7 @@ pub mod cluster;
 pub mod dev;
 pub mod differential;
 pub mod fixtures;
+pub mod http;
 pub mod linearizability;
 pub mod net;
 pub mod postgres;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, ValueEnum};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tessera_catalog::CatalogConfig;
@@ -105,6 +105,9 @@ where
             command.error(ErrorKind::MissingSubcommand, "a subcommand is required"),
         ));
     };
+    if let Command::Bench(args) = &cli.command {
+        return bench_process(args, cli.config.as_deref());
+    }
     let fields = command.find_subcommand(name).map(Fields::of).unwrap_or_default();
     let file = cli.config.as_deref().map(ConfigFile::read).transpose()?;
     let sources = Sources {
@@ -117,8 +120,22 @@ where
         Command::Catalog(args) => Process::Catalog(sources.config(args)?),
         Command::Node(args) => Process::Node(sources.config(args)?),
         Command::Router(args) => Process::Router(sources.config(args)?),
-        Command::Bench(args) => Process::Bench(args.clone()),
+        Command::Bench(args) => bench_process(args, None)?,
     })
+}
+
+/// `tessera bench`, whose settings are flags only. For `bench course`, `--config` names the
+/// course's configuration (`a1`, `a2`, `a3`) instead of a file, as the course's analysis does.
+fn bench_process(args: &crate::bench::BenchArgs, config: Option<&std::path::Path>) -> Result<Process, LoadError> {
+    let mut args = args.clone();
+    if let Some(crate::bench::BenchCommand::Course(course)) = &mut args.command {
+        if let Some(name) = config {
+            let name = name.to_string_lossy();
+            course.config = crate::bench::CourseConfig::from_str(&name, true)
+                .map_err(|_| ConfigError(format!("config: \"{name}\" is not one of the course's configurations a1, a2, a3")))?;
+        }
+    }
+    Ok(Process::Bench(args))
 }
 
 /// Where one subcommand's settings come from.

@@ -8,11 +8,17 @@
 //! range-partitioned table) and `copy` (one COPY FROM STDIN of `--copy-rows` three-column rows
 //! into a table of four range shards; PostgreSQL: the same table unpartitioned). Nothing here
 //! asserts a speed: the figures are for people to read.
+//!
+//! `tessera bench course` (`course.rs`) reproduces the course's own analysis instead.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::Args;
+mod course;
+
+pub use course::Config as CourseConfig;
+
+use clap::{Args, Subcommand};
 use serde::Serialize;
 use tokio_postgres::{Client, NoTls};
 
@@ -53,6 +59,17 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+}
+
+/// Other benchmarks than the default one.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// The course's analysis: 10,000 writes then 10,000 reads on the cluster of configuration
+    /// A1, A2 or A3 (`--config a1|a2|a3`), through SQL or the HTTP API, next to the published
+    /// figures
+    Course(course::CourseArgs),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +101,9 @@ pub enum BenchError {
 
 /// Runs the benchmark and prints the results.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+    if let Some(BenchCommand::Course(course)) = args.command {
+        return course::run(course).await;
+    }
     let scratch =
         tempfile::tempdir().map_err(|e| BenchError::Setup(format!("cannot make a scratch directory: {e}")))?;
     let mut results: Vec<Measurement> = Vec::new();

@@ -1,0 +1,557 @@
+//! `tessera bench course`: the course's analysis, run on Tessera. It starts the embedded
+//! cluster of one of the course's configurations (A1: 4 shards of 4096 ids on 6 nodes with 3
+//! replicas; A2: 7 replicas on 7 nodes; A3: 6 shards on 10 nodes with 8 replicas), every write
+//! fsynced on a majority of replicas, creates `studt` through the chosen interface, writes
+//! 10,000 random rows one per request, then makes 10,000 reads (half random `stud_id` ranges as
+//! the course's clients sent, half point reads), from `--clients` concurrent clients through
+//! SQL (prepared statements) or the course's HTTP API (keep-alive connections). It prints
+//! times, rates and p50/p99 latencies next to the published figures of the course's
+//! implementations, and checks afterwards that every acknowledged row is there.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::{connect, BenchError};
+use crate::dev::{Cluster, DevConfig};
+
+/// Width of each shard's id range, as in the course.
+const SHARD_SIZE: i64 = 4096;
+/// The widest range a range read asks for.
+const MAX_RANGE: i64 = 512;
+
+/// Flags of `tessera bench course`.
+#[derive(Debug, Clone, Args)]
+pub struct CourseArgs {
+    /// The course's configuration, given with the global `--config a1|a2|a3`: a1 (4 shards,
+    /// 6 nodes, 3 replicas), a2 (4 shards, 7 nodes, 7 replicas), a3 (6 shards, 10 nodes, 8
+    /// replicas) [default: a1]
+    #[arg(skip)]
+    pub config: Config,
+    /// Through what the clients talk: sql (the PostgreSQL protocol) or http (the course's API)
+    #[arg(long, value_enum, default_value_t = Via::Sql)]
+    pub via: Via,
+    /// Concurrent clients
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Rows written, one per request
+    #[arg(long, default_value_t = 10_000)]
+    pub writes: usize,
+    /// Reads made after the writes
+    #[arg(long, default_value_t = 10_000)]
+    pub reads: usize,
+    /// Seed of the random rows and reads
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Config {
+    #[default]
+    A1,
+    A2,
+    A3,
+}
+
+/// A configuration's cluster and what the course's implementations published for it.
+struct Shape {
+    name: &'static str,
+    shards: i64,
+    nodes: u32,
+    replicas: u32,
+    published_write_seconds: f64,
+    published_read_seconds: f64,
+}
+
+impl Config {
+    fn shape(self) -> Shape {
+        match self {
+            Config::A1 => Shape {
+                name: "a1",
+                shards: 4,
+                nodes: 6,
+                replicas: 3,
+                published_write_seconds: 18.27,
+                published_read_seconds: 7.06,
+            },
+            Config::A2 => Shape {
+                name: "a2",
+                shards: 4,
+                nodes: 7,
+                replicas: 7,
+                published_write_seconds: 35.67,
+                published_read_seconds: 6.83,
+            },
+            Config::A3 => Shape {
+                name: "a3",
+                shards: 6,
+                nodes: 10,
+                replicas: 8,
+                published_write_seconds: 32.18,
+                published_read_seconds: 6.67,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    Sql,
+    Http,
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Sql => "sql",
+            Via::Http => "http",
+        }
+    }
+}
+
+/// One request of the workload.
+#[derive(Debug, Clone)]
+enum Op {
+    Write { id: i64, name: String, marks: i64 },
+    Point(i64),
+    Range(i64, i64),
+}
+
+/// Times and outcomes of one phase.
+struct Phase {
+    count: usize,
+    seconds: f64,
+    latencies_us: Vec<u64>,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+impl Phase {
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+
+    fn json(&self, count_name: &str) -> serde_json::Value {
+        let mut v = json!({
+            "seconds": self.seconds,
+            "per_second": self.count as f64 / self.seconds.max(1e-9),
+            "p50_ms": self.percentile_ms(0.5),
+            "p99_ms": self.percentile_ms(0.99),
+            "errors": self.errors,
+        });
+        v[count_name] = self.count.into();
+        v
+    }
+}
+
+/// A client connection of either kind.
+enum Conn {
+    Sql {
+        client: tokio_postgres::Client,
+        insert: tokio_postgres::Statement,
+        point: tokio_postgres::Statement,
+        range: tokio_postgres::Statement,
+    },
+    Http(HttpConn),
+}
+
+impl Conn {
+    async fn open(via: Via, sql_addr: &str, http_addr: &str) -> Result<Conn, BenchError> {
+        Ok(match via {
+            Via::Sql => {
+                let client = connect(sql_addr).await?;
+                let insert = client.prepare("INSERT INTO studt VALUES ($1, $2, $3)").await?;
+                let point = client.prepare("SELECT * FROM studt WHERE stud_id = $1").await?;
+                let range = client
+                    .prepare("SELECT * FROM studt WHERE stud_id BETWEEN $1 AND $2 ORDER BY stud_id")
+                    .await?;
+                Conn::Sql {
+                    client,
+                    insert,
+                    point,
+                    range,
+                }
+            }
+            Via::Http => Conn::Http(HttpConn::open(http_addr).await?),
+        })
+    }
+
+    async fn run(&mut self, op: &Op) -> Result<(), String> {
+        match self {
+            Conn::Sql {
+                client,
+                insert,
+                point,
+                range,
+            } => {
+                let result = match op {
+                    Op::Write { id, name, marks } => {
+                        client
+                            .execute(insert, &[&(*id as i32), name, &(*marks as i32)])
+                            .await
+                    }
+                    Op::Point(id) => client.execute(point, &[&(*id as i32)]).await,
+                    Op::Range(low, high) => client.execute(range, &[&(*low as i32), &(*high as i32)]).await,
+                };
+                result.map(|_| ()).map_err(|e| e.to_string())
+            }
+            Conn::Http(http) => {
+                let (path, body) = match op {
+                    Op::Write { id, name, marks } => (
+                        "/write",
+                        json!({"data": [{"Stud_id": id, "Stud_name": name, "Stud_marks": marks}]}),
+                    ),
+                    Op::Point(id) => ("/read", json!({"Stud_id": {"low": id, "high": id}})),
+                    Op::Range(low, high) => ("/read", json!({"Stud_id": {"low": low, "high": high}})),
+                };
+                let (status, reply) = http.call("POST", path, &body.to_string()).await?;
+                if status == 200 {
+                    Ok(())
+                } else {
+                    Err(format!("HTTP {status}: {reply}"))
+                }
+            }
+        }
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection to the course's API.
+struct HttpConn {
+    stream: BufReader<TcpStream>,
+    host: String,
+}
+
+impl HttpConn {
+    async fn open(addr: &str) -> Result<HttpConn, BenchError> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| BenchError::Setup(format!("cannot connect to the HTTP API at {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        Ok(HttpConn {
+            stream: BufReader::new(stream),
+            host: addr.to_string(),
+        })
+    }
+
+    /// Sends one request and reads its reply (status and body, by Content-Length).
+    async fn call(&mut self, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        let io = |e: std::io::Error| format!("HTTP connection: {e}");
+        self.stream.get_mut().write_all(request.as_bytes()).await.map_err(io)?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.map_err(io)?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("HTTP: no status in {line:?}"))?;
+        let mut length = 0;
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line).await.map_err(io)? == 0 {
+                return Err("HTTP: the connection closed inside a reply".into());
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().map_err(|_| format!("HTTP: bad {header:?}"))?;
+                }
+            }
+        }
+        let mut reply = vec![0; length];
+        self.stream.read_exact(&mut reply).await.map_err(io)?;
+        Ok((status, String::from_utf8_lossy(&reply).into_owned()))
+    }
+}
+
+/// Runs `ops` from `clients` connections, each taking the next op as it finishes one.
+async fn run_phase(args: &CourseArgs, sql: &str, http: &str, ops: Vec<Op>) -> Result<Phase, BenchError> {
+    let ops = Arc::new(ops);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut conns = Vec::new();
+    for _ in 0..args.clients.max(1) {
+        conns.push(Conn::open(args.via, sql, http).await?);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let ops = ops.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(op) = ops.get(i) else { break };
+                    let began = Instant::now();
+                    match conn.run(op).await {
+                        Ok(()) => latencies.push(began.elapsed().as_micros() as u64),
+                        Err(e) => errors.push(e),
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut phase = Phase {
+        count: ops.len(),
+        seconds: 0.0,
+        latencies_us: Vec::new(),
+        errors: 0,
+        first_error: None,
+    };
+    for t in tasks {
+        let (latencies, errors) = t
+            .await
+            .map_err(|e| BenchError::Setup(format!("a client task failed: {e}")))?;
+        phase.latencies_us.extend(latencies);
+        phase.errors += errors.len();
+        if phase.first_error.is_none() {
+            phase.first_error = errors.into_iter().next();
+        }
+    }
+    phase.seconds = start.elapsed().as_secs_f64();
+    phase.latencies_us.sort_unstable();
+    Ok(phase)
+}
+
+/// The course's /init payload for a shape: shards of 4096, `replicas` servers per shard.
+fn init_payload(shape: &Shape) -> serde_json::Value {
+    let shards: Vec<serde_json::Value> = (0..shape.shards)
+        .map(|i| json!({"Stud_id_low": i * SHARD_SIZE, "Shard_id": format!("sh{}", i + 1), "Shard_size": SHARD_SIZE}))
+        .collect();
+    let mut servers = serde_json::Map::new();
+    for s in 0..shape.shards {
+        for r in 0..i64::from(shape.replicas) {
+            let server = format!("Server{}", (s + r) % i64::from(shape.nodes));
+            let held = servers.entry(server).or_insert_with(|| json!([]));
+            if let Some(list) = held.as_array_mut() {
+                list.push(json!(format!("sh{}", s + 1)));
+            }
+        }
+    }
+    json!({
+        "N": shape.nodes,
+        "schema": {"columns": ["Stud_id", "Stud_name", "Stud_marks"], "dtypes": ["Number", "String", "Number"]},
+        "shards": shards,
+        "servers": servers,
+    })
+}
+
+/// Creates `studt` through the chosen interface.
+async fn create_table(args: &CourseArgs, shape: &Shape, sql: &str, http: &str) -> Result<(), BenchError> {
+    match args.via {
+        Via::Http => {
+            let mut conn = HttpConn::open(http).await?;
+            let (status, reply) = conn
+                .call("POST", "/init", &init_payload(shape).to_string())
+                .await
+                .map_err(BenchError::Setup)?;
+            if status != 200 {
+                return Err(BenchError::Setup(format!("POST /init: HTTP {status}: {reply}")));
+            }
+        }
+        Via::Sql => {
+            let client = connect(sql).await?;
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE studt (stud_id INT PRIMARY KEY, stud_name TEXT, stud_marks INT) \
+                     PARTITION BY RANGE (stud_id) WITH (replicas = {})",
+                    shape.replicas
+                ))
+                .await?;
+            for i in 0..shape.shards {
+                client
+                    .batch_execute(&format!(
+                        "CREATE TABLE sh{} PARTITION OF studt FOR VALUES FROM ({}) TO ({})",
+                        i + 1,
+                        i * SHARD_SIZE,
+                        (i + 1) * SHARD_SIZE
+                    ))
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The random rows and reads: distinct ids over the shards' whole range.
+fn workload(args: &CourseArgs, shape: &Shape) -> Result<(Vec<Op>, Vec<Op>), BenchError> {
+    let space = shape.shards * SHARD_SIZE;
+    if args.writes as i64 > space {
+        return Err(BenchError::Setup(format!(
+            "--writes {} is more than the {space} ids the shards hold",
+            args.writes
+        )));
+    }
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let mut ids: Vec<i64> = (0..space).collect();
+    ids.shuffle(&mut rng);
+    ids.truncate(args.writes);
+    let writes = ids
+        .iter()
+        .map(|&id| Op::Write {
+            id,
+            name: (0..8).map(|_| rng.gen_range(b'A'..=b'Z') as char).collect(),
+            marks: rng.gen_range(0..100),
+        })
+        .collect();
+    let reads = (0..args.reads)
+        .map(|i| {
+            if i % 2 == 0 && !ids.is_empty() {
+                Op::Point(ids[rng.gen_range(0..ids.len())])
+            } else {
+                let low = rng.gen_range(0..space);
+                Op::Range(low, (low + rng.gen_range(0..MAX_RANGE)).min(space - 1))
+            }
+        })
+        .collect();
+    Ok((writes, reads))
+}
+
+fn progress(args: &CourseArgs, what: &str) {
+    if !args.json {
+        eprintln!("bench course: {what}");
+    }
+}
+
+/// Runs the course's analysis for one configuration and prints the figures.
+pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
+    let shape = args.config.shape();
+    let scratch =
+        tempfile::tempdir().map_err(|e| BenchError::Setup(format!("cannot make a scratch directory: {e}")))?;
+    let config = DevConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: scratch.path().join("tessera"),
+        nodes: shape.nodes,
+        replicas: Some(shape.replicas),
+        http: "127.0.0.1:0".into(),
+    };
+    config.validate().map_err(BenchError::Setup)?;
+    progress(
+        &args,
+        &format!(
+            "{}: {} shards, {} nodes, {} replicas; starting the cluster",
+            shape.name, shape.shards, shape.nodes, shape.replicas
+        ),
+    );
+    let cluster = Cluster::start(&config).await?;
+    let sql = cluster.router.addr.clone();
+    let http = cluster
+        .router
+        .http_addr
+        .clone()
+        .ok_or_else(|| BenchError::Setup("the router serves no HTTP API".into()))?;
+    let outcome = async {
+        create_table(&args, &shape, &sql, &http).await?;
+        let (writes, reads) = workload(&args, &shape)?;
+        progress(
+            &args,
+            &format!("{} writes from {} clients via {}", writes.len(), args.clients, args.via.name()),
+        );
+        let written = run_phase(&args, &sql, &http, writes).await?;
+        progress(&args, &format!("{} reads", reads.len()));
+        let read = run_phase(&args, &sql, &http, reads).await?;
+        let client = connect(&sql).await?;
+        let present: i64 = client.query_one("SELECT count(*) FROM studt", &[]).await?.get(0);
+        Ok::<_, BenchError>((written, read, present))
+    }
+    .await;
+    cluster.shutdown().await;
+    let (written, read, present) = outcome?;
+    let acknowledged = written.count - written.errors;
+    report(&args, &shape, &written, &read, present, acknowledged);
+    if present != acknowledged as i64 {
+        return Err(BenchError::Setup(format!(
+            "{acknowledged} writes were acknowledged but studt holds {present} rows"
+        )));
+    }
+    Ok(())
+}
+
+fn report(args: &CourseArgs, shape: &Shape, written: &Phase, read: &Phase, present: i64, acknowledged: usize) {
+    use std::io::Write;
+    let write_speedup = shape.published_write_seconds / written.seconds.max(1e-9);
+    let read_speedup = shape.published_read_seconds / read.seconds.max(1e-9);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let doc = json!({
+            "config": shape.name,
+            "via": args.via.name(),
+            "clients": args.clients,
+            "shards": shape.shards,
+            "nodes": shape.nodes,
+            "replicas": shape.replicas,
+            "writes": written.json("rows"),
+            "reads": read.json("count"),
+            "rows_present": present,
+            "published": {"writes_seconds": shape.published_write_seconds, "reads_seconds": shape.published_read_seconds},
+            "speedup": {"writes": write_speedup, "reads": read_speedup},
+        });
+        let _ = writeln!(out, "{doc}");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{} ({} shards, {} nodes, {} replicas) via {}, {} clients",
+        shape.name,
+        shape.shards,
+        shape.nodes,
+        shape.replicas,
+        args.via.name(),
+        args.clients
+    );
+    let _ = writeln!(
+        out,
+        "{:<7} {:>7} {:>9} {:>10} {:>9} {:>9} {:>7} {:>11} {:>8}",
+        "phase", "count", "seconds", "per second", "p50 ms", "p99 ms", "errors", "published s", "speedup"
+    );
+    for (name, phase, published, speedup) in [
+        ("writes", written, shape.published_write_seconds, write_speedup),
+        ("reads", read, shape.published_read_seconds, read_speedup),
+    ] {
+        let _ = writeln!(
+            out,
+            "{:<7} {:>7} {:>9.3} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>11.2} {:>7.1}x",
+            name,
+            phase.count,
+            phase.seconds,
+            phase.count as f64 / phase.seconds.max(1e-9),
+            phase.percentile_ms(0.5),
+            phase.percentile_ms(0.99),
+            phase.errors,
+            published,
+            speedup
+        );
+        if let Some(e) = &phase.first_error {
+            let _ = writeln!(out, "  first {name} error: {e}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "rows present afterwards: {present} of {acknowledged} acknowledged writes"
+    );
+}

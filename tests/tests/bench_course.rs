@@ -1,0 +1,48 @@
+//! `tessera bench course` runs end to end on a small workload, through SQL and through the
+//! HTTP API, and its JSON carries the fields the benchmark page quotes. (The figures
+//! themselves are for people: nothing here checks a speed.)
+
+use std::process::Command;
+
+use tessera_tests::binaries::tessera_bin;
+
+fn bench_course(config: &str, via: &str) -> serde_json::Value {
+    let output = Command::new(tessera_bin())
+        .args(["bench", "course", "--config", config, "--via", via])
+        .args(["--writes", "300", "--reads", "200", "--clients", "4", "--json"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("cannot run tessera bench course");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "tessera bench course --config {config} --via {via} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
+}
+
+#[test]
+fn the_course_benchmark_writes_reads_and_verifies_through_sql_and_http() {
+    for (config, via, replicas) in [("a1", "sql", 3), ("a2", "http", 7)] {
+        let doc = bench_course(config, via);
+        assert_eq!(doc["config"], config, "{doc}");
+        assert_eq!(doc["via"], via, "{doc}");
+        assert_eq!(doc["replicas"], replicas, "{doc}");
+        assert_eq!(doc["writes"]["rows"], 300, "{doc}");
+        assert_eq!(doc["writes"]["errors"], 0, "{doc}");
+        assert_eq!(doc["reads"]["count"], 200, "{doc}");
+        assert_eq!(doc["reads"]["errors"], 0, "{doc}");
+        assert_eq!(doc["rows_present"], 300, "{doc}");
+        for phase in ["writes", "reads"] {
+            let seconds = doc[phase]["seconds"].as_f64().unwrap_or(0.0);
+            assert!(seconds > 0.0, "{phase} took no time: {doc}");
+        }
+    }
+    let refused = Command::new(tessera_bin())
+        .args(["bench", "course", "--config", "a7"])
+        .output()
+        .expect("cannot run tessera bench course");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("a1, a2, a3"), "{stderr}");
+}

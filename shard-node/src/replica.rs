@@ -57,7 +57,19 @@ pub struct Replica {
     lease: std::sync::Mutex<Option<(u64, Instant)>>,
     /// Serializes confirmation rounds, so concurrent reads share one.
     confirming: tokio::sync::Mutex<()>,
+    /// On a follower: the reads waiting for the primary's read index, batched into one request.
+    read_index_batch: std::sync::Mutex<ReadIndexBatch>,
     started: Instant,
+}
+
+/// Follower reads that wait for one read index request to the primary. A request serves only
+/// the reads that were waiting when it was sent (a read index fetched before a read arrived
+/// could miss a write acknowledged in between); reads arriving while it is in flight wait for
+/// the next one, so a follower has at most one such request in flight per shard.
+#[derive(Default)]
+struct ReadIndexBatch {
+    in_flight: bool,
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<u64, RpcError>>>,
 }
 
 fn scan_error(e: ScanError) -> RpcError {
@@ -90,6 +102,7 @@ impl Replica {
             last_leader_contact: AtomicU64::new(u64::MAX),
             lease: std::sync::Mutex::new(None),
             confirming: tokio::sync::Mutex::new(()),
+            read_index_batch: std::sync::Mutex::new(ReadIndexBatch::default()),
             started: Instant::now(),
         }
     }
@@ -174,7 +187,7 @@ impl Replica {
     }
 
     /// Waits until this replica can serve a read at the required consistency.
-    pub async fn read_barrier(&self, consistency: ReadConsistency) -> Result<(), RpcError> {
+    pub async fn read_barrier(self: &Arc<Self>, consistency: ReadConsistency) -> Result<(), RpcError> {
         if self.is_leader() {
             return match consistency {
                 // The primary applies what it commits asynchronously, and a follower may have
@@ -194,7 +207,48 @@ impl Replica {
                 return Ok(());
             }
         }
-        // A follower: ask the primary for its read index, then catch up to it.
+        // A follower: get the primary's read index (in a batch with the reads waiting with
+        // this one), then catch up to it.
+        let index = self.batched_read_index().await?;
+        self.wait_applied(index).await
+    }
+
+    /// The primary's read index, asked for once for every read waiting at the time.
+    async fn batched_read_index(self: &Arc<Self>) -> Result<u64, RpcError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut batch = self.read_index_batch.lock().unwrap_or_else(|p| p.into_inner());
+            batch.waiting.push(tx);
+            !std::mem::replace(&mut batch.in_flight, true)
+        };
+        if start {
+            let replica = self.clone();
+            tokio::spawn(async move { replica.send_read_index_batches().await });
+        }
+        rx.await.unwrap_or_else(|_| Err(self.not_leader()))
+    }
+
+    /// Sends read index requests while reads wait for one, each answering the reads that were
+    /// waiting when it was sent.
+    async fn send_read_index_batches(self: Arc<Self>) {
+        loop {
+            let waiting = {
+                let mut batch = self.read_index_batch.lock().unwrap_or_else(|p| p.into_inner());
+                if batch.waiting.is_empty() {
+                    batch.in_flight = false;
+                    return;
+                }
+                std::mem::take(&mut batch.waiting)
+            };
+            let result = self.ask_read_index().await;
+            for w in waiting {
+                let _ = w.send(result.clone());
+            }
+        }
+    }
+
+    /// One read index request to the primary.
+    async fn ask_read_index(&self) -> Result<u64, RpcError> {
         let leader = self.leader_node().ok_or_else(|| self.not_leader())?;
         let addr = self.peers.addr(leader).ok_or_else(|| self.not_leader())?;
         let reply = self
@@ -207,10 +261,10 @@ impl Replica {
                 tracing::debug!(shard = self.shard, replica = self.id, leader, error = %e, "read index request failed");
                 self.not_leader()
             })?;
-        let Response::ReadIndex(index) = reply else {
-            return Err(RpcError::Internal(format!("unexpected read index reply {reply:?}")));
-        };
-        self.wait_applied(index).await
+        match reply {
+            Response::ReadIndex(index) => Ok(index),
+            other => Err(RpcError::Internal(format!("unexpected read index reply {other:?}"))),
+        }
     }
 
     /// Waits until this replica has applied the log up to `index`.

@@ -31,9 +31,9 @@ const MAX_RANGE: i64 = 512;
 /// Flags of `tessera bench course`.
 #[derive(Debug, Clone, Args)]
 pub struct CourseArgs {
-    /// The course's configuration, given with the global `--config a1|a2|a3`: a1 (4 shards,
-    /// 6 nodes, 3 replicas), a2 (4 shards, 7 nodes, 7 replicas), a3 (6 shards, 10 nodes, 8
-    /// replicas) [default: a1]
+    /// The course's configuration, given with the global `--config a1|a2|a3|all`: a1 (4
+    /// shards, 6 nodes, 3 replicas), a2 (4 shards, 7 nodes, 7 replicas), a3 (6 shards, 10
+    /// nodes, 8 replicas), all three one after the other [default: a1]
     #[arg(skip)]
     pub config: Config,
     /// Through what the clients talk: sql (the PostgreSQL protocol) or http (the course's API)
@@ -51,9 +51,12 @@ pub struct CourseArgs {
     /// Seed of the random rows and reads
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Print one JSON object instead of a table
+    /// Print one JSON object (per configuration) instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Write the plots (PNG) of the write and read times next to the published ones into DIR
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -62,6 +65,8 @@ pub enum Config {
     A1,
     A2,
     A3,
+    /// A1, A2 and A3 one after the other.
+    All,
 }
 
 /// A configuration's cluster and what the course's implementations published for it.
@@ -75,6 +80,14 @@ struct Shape {
 }
 
 impl Config {
+    /// The shapes to run: one, or all three.
+    fn shapes(self) -> Vec<Shape> {
+        match self {
+            Config::All => [Config::A1, Config::A2, Config::A3].map(Config::shape).into(),
+            one => vec![one.shape()],
+        }
+    }
+
     fn shape(self) -> Shape {
         match self {
             Config::A1 => Shape {
@@ -93,7 +106,7 @@ impl Config {
                 published_write_seconds: 35.67,
                 published_read_seconds: 6.83,
             },
-            Config::A3 => Shape {
+            Config::A3 | Config::All => Shape {
                 name: "a3",
                 shards: 6,
                 nodes: 10,
@@ -438,9 +451,44 @@ fn progress(args: &CourseArgs, what: &str) {
     }
 }
 
-/// Runs the course's analysis for one configuration and prints the figures.
+/// What one configuration's run measured.
+struct Run {
+    shape: Shape,
+    written: Phase,
+    read: Phase,
+    present: i64,
+}
+
+impl Run {
+    fn acknowledged(&self) -> usize {
+        self.written.count - self.written.errors
+    }
+}
+
+/// Runs the course's analysis for the configuration(s) asked for, prints the figures and draws
+/// the plots.
 pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
-    let shape = args.config.shape();
+    let mut runs = Vec::new();
+    for shape in args.config.shapes() {
+        let run = run_one(&args, shape).await?;
+        report(&args, &run);
+        if run.present != run.acknowledged() as i64 {
+            return Err(BenchError::Setup(format!(
+                "{} writes were acknowledged but studt holds {} rows",
+                run.acknowledged(),
+                run.present
+            )));
+        }
+        runs.push(run);
+    }
+    if let Some(dir) = &args.plot {
+        plot(&args, dir, &runs)?;
+    }
+    Ok(())
+}
+
+/// Starts the configuration's cluster, runs the writes and the reads, counts the rows.
+async fn run_one(args: &CourseArgs, shape: Shape) -> Result<Run, BenchError> {
     let scratch =
         tempfile::tempdir().map_err(|e| BenchError::Setup(format!("cannot make a scratch directory: {e}")))?;
     let config = DevConfig {
@@ -452,7 +500,7 @@ pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
     };
     config.validate().map_err(BenchError::Setup)?;
     progress(
-        &args,
+        args,
         &format!(
             "{}: {} shards, {} nodes, {} replicas; starting the cluster",
             shape.name, shape.shards, shape.nodes, shape.replicas
@@ -466,15 +514,15 @@ pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
         .clone()
         .ok_or_else(|| BenchError::Setup("the router serves no HTTP API".into()))?;
     let outcome = async {
-        create_table(&args, &shape, &sql, &http).await?;
-        let (writes, reads) = workload(&args, &shape)?;
+        create_table(args, &shape, &sql, &http).await?;
+        let (writes, reads) = workload(args, &shape)?;
         progress(
-            &args,
+            args,
             &format!("{} writes from {} clients via {}", writes.len(), args.clients, args.via.name()),
         );
-        let written = run_phase(&args, &sql, &http, writes).await?;
-        progress(&args, &format!("{} reads", reads.len()));
-        let read = run_phase(&args, &sql, &http, reads).await?;
+        let written = run_phase(args, &sql, &http, writes).await?;
+        progress(args, &format!("{} reads", reads.len()));
+        let read = run_phase(args, &sql, &http, reads).await?;
         let client = connect(&sql).await?;
         let present: i64 = client.query_one("SELECT count(*) FROM studt", &[]).await?.get(0);
         Ok::<_, BenchError>((written, read, present))
@@ -482,18 +530,61 @@ pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
     .await;
     cluster.shutdown().await;
     let (written, read, present) = outcome?;
-    let acknowledged = written.count - written.errors;
-    report(&args, &shape, &written, &read, present, acknowledged);
-    if present != acknowledged as i64 {
-        return Err(BenchError::Setup(format!(
-            "{acknowledged} writes were acknowledged but studt holds {present} rows"
-        )));
+    Ok(Run {
+        shape,
+        written,
+        read,
+        present,
+    })
+}
+
+/// `course-writes.png` and `course-reads.png` in `dir`: seconds per configuration, Tessera's
+/// next to the published figures.
+fn plot(args: &CourseArgs, dir: &std::path::Path, runs: &[Run]) -> Result<(), BenchError> {
+    std::fs::create_dir_all(dir).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+    let categories: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} ({} nodes, {} replicas)", r.shape.name.to_uppercase(), r.shape.nodes, r.shape.replicas))
+        .collect();
+    for (file, what, tessera, published) in [
+        (
+            "course-writes.png",
+            "writes",
+            runs.iter().map(|r| r.written.seconds).collect::<Vec<_>>(),
+            runs.iter().map(|r| r.shape.published_write_seconds).collect::<Vec<_>>(),
+        ),
+        (
+            "course-reads.png",
+            "reads",
+            runs.iter().map(|r| r.read.seconds).collect(),
+            runs.iter().map(|r| r.shape.published_read_seconds).collect(),
+        ),
+    ] {
+        let bars = super::plot::Bars {
+            title: format!(
+                "10,000 {what}: seconds (log scale), {} clients via {}",
+                args.clients,
+                args.via.name()
+            ),
+            y_desc: "seconds".into(),
+            categories: categories.clone(),
+            series: vec![
+                ("Tessera".into(), tessera),
+                ("published course implementation".into(), published),
+            ],
+            log: true,
+        };
+        let path = dir.join(file);
+        super::plot::bar_chart(&path, &bars).map_err(BenchError::Setup)?;
+        progress(args, &format!("wrote {}", path.display()));
     }
     Ok(())
 }
 
-fn report(args: &CourseArgs, shape: &Shape, written: &Phase, read: &Phase, present: i64, acknowledged: usize) {
+fn report(args: &CourseArgs, run: &Run) {
     use std::io::Write;
+    let (shape, written, read, present) = (&run.shape, &run.written, &run.read, run.present);
+    let acknowledged = run.acknowledged();
     let write_speedup = shape.published_write_seconds / written.seconds.max(1e-9);
     let read_speedup = shape.published_read_seconds / read.seconds.max(1e-9);
     let mut out = std::io::stdout().lock();

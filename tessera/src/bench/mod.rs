@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod course;
+mod plot;
 
 pub use course::Config as CourseConfig;
 

@@ -9,7 +9,10 @@
 #      SQLAlchemy 2; exported as TESSERA_PYTHON), the pgjdbc jar's path (exported as
 #      TESSERA_JDBC_JAR), and the rustfmt and clippy components;
 #   2. cargo fmt --check, then clippy with warnings as errors;
-#   3. builds the release binary the end-to-end tests start (exported as TESSERA_BIN);
+#   3. builds the release binary the end-to-end tests start (exported as TESSERA_BIN) and,
+#      when a Docker engine is reachable, the Docker image from it (docker/build-image.sh,
+#      exported as TESSERA_IMAGE) for the compose fault test; without an engine it says loudly
+#      that the compose test is skipped;
 #   4. runs every test of the workspace in release mode (cargo-nextest if installed).
 #
 # Exits non-zero at the first failure. Needs a Rust toolchain; installing packages needs root
@@ -100,6 +103,15 @@ has_jdk_program() {
 { has_jdk_program javac && has_jdk_program java; } || packages+=(default-jdk-headless)
 TESSERA_JDBC_JAR="${TESSERA_JDBC_JAR:-/usr/share/java/postgresql.jar}"
 [ -f "$TESSERA_JDBC_JAR" ] || packages+=(libpostgresql-jdbc-java)
+# Compose for the compose fault test, when there is a Docker engine to run it on.
+docker_reason=""
+if ! command -v docker >/dev/null 2>&1; then
+    docker_reason="the docker program is not installed"
+elif ! docker_error="$(docker info --format '{{.ServerVersion}}' 2>&1 >/dev/null)"; then
+    docker_reason="\`docker info\` failed: $(printf '%s\n' "$docker_error" | grep -m1 . || true)"
+elif ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+    packages+=(docker-compose)
+fi
 if [ "${#packages[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 ||
         fail "missing ${packages[*]} and there is no apt-get to install them; install them and rerun"
@@ -171,6 +183,17 @@ TESSERA_BIN="$target_dir/release/tessera"
 [ -x "$TESSERA_BIN" ] || fail "the release binary is not at $TESSERA_BIN"
 export TESSERA_BIN
 echo "TESSERA_BIN: $TESSERA_BIN"
+
+if [ -z "$docker_reason" ]; then
+    section "Docker image (docker/build-image.sh)"
+    docker/build-image.sh --tag tessera:latest
+    TESSERA_IMAGE=tessera:latest
+    export TESSERA_IMAGE
+    echo "TESSERA_IMAGE: $TESSERA_IMAGE"
+else
+    section "Docker image"
+    echo "SKIPPED: compose fault test: no Docker engine reachable ($docker_reason)" >&2
+fi
 
 if cargo nextest --version >/dev/null 2>&1; then
     section "Tests (cargo nextest run --workspace --release)"

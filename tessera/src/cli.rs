@@ -49,6 +49,9 @@ pub enum Command {
     /// Measure: throughput and latency of inserts, point and range reads against embedded
     /// clusters and a local PostgreSQL, side by side
     Bench(crate::bench::BenchArgs),
+    /// Exit 0 if a Tessera process accepts TCP connections at --addr (by default the
+    /// TESSERA_LISTEN address), 1 if not: a container's healthcheck
+    Health(crate::health::HealthArgs),
 }
 
 /// Flags of `tessera dev`; the keys of its config file.

@@ -35,6 +35,7 @@ pub enum Process {
     Node(NodeConfig),
     Router(RouterConfig),
     Bench(crate::bench::BenchArgs),
+    Health(crate::health::HealthArgs),
 }
 
 /// Why a command line did not become a [`Process`].
@@ -121,6 +122,7 @@ where
         Command::Node(args) => Process::Node(sources.config(args)?),
         Command::Router(args) => Process::Router(sources.config(args)?),
         Command::Bench(args) => bench_process(args, None)?,
+        Command::Health(args) => Process::Health(args.clone()),
     })
 }
 

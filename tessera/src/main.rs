@@ -7,6 +7,7 @@
 //! - `run.rs`: the runtime, starting and stopping a catalog, node or router; exit codes.
 //! - `dev.rs`: `tessera dev`, a whole cluster in one process.
 //! - `bench.rs`: `tessera bench`, throughput and latency next to a local PostgreSQL.
+//! - `health.rs`: `tessera health`, a container's healthcheck.
 //! - `signal.rs`: Ctrl-C and SIGTERM.
 //! - `logging.rs`: logs on stderr.
 //!
@@ -17,6 +18,7 @@ mod bench;
 mod cli;
 mod config;
 mod dev;
+mod health;
 mod logging;
 mod run;
 mod signal;

@@ -50,6 +50,8 @@ pub enum StartError {
     Config(String),
     #[error("benchmark failed: {0}")]
     Bench(String),
+    #[error("unhealthy: {0}")]
+    Unhealthy(#[from] crate::health::HealthError),
 }
 
 /// Runs the process until it is stopped; the exit code says how that went.
@@ -83,6 +85,8 @@ async fn serve(process: Process) -> Result<(), StartError> {
         Process::Bench(args) => crate::bench::run(args)
             .await
             .map_err(|e| StartError::Bench(e.to_string())),
+        // Blocks this runtime thread for at most its timeout; nothing else runs.
+        Process::Health(args) => crate::health::check(&args).map(drop).map_err(StartError::from),
     }
 }
 

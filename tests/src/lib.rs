@@ -14,6 +14,8 @@
 //! - [`process`]: one child process with its log file, signals and diagnostics.
 //! - [`cluster`]: [`Cluster`], a catalog, N nodes and a router on free local ports.
 //! - [`dev`]: [`DevServer`], the one-process `tessera dev` command.
+//! - [`compose`]: [`compose::ComposeCluster`], the cluster of `docker/docker-compose.yml` in
+//!   containers, and the container faults (kill, stop, network disconnect).
 //! - [`postgres`]: [`Postgres`], a throwaway PostgreSQL server for differential tests.
 //! - [`client`]: connecting with tokio-postgres, retrying while a cluster recovers.
 //! - [`replication`]: which node leads each shard, and whether replicas agree (checksums).
@@ -33,6 +35,7 @@
 pub mod binaries;
 pub mod client;
 pub mod cluster;
+pub mod compose;
 pub mod dev;
 pub mod differential;
 pub mod fixtures;

@@ -4,7 +4,8 @@
 //! - `tessera.nodes`: every node the catalog knows, with its state and replica count.
 //! - `tessera.shards`: every shard with its table, bounds and placement.
 //! - `tessera.replicas`: every replica with its role, term, log, commit and applied indexes and
-//!   its lag behind its primary, as the nodes report them right now.
+//!   its lag behind its primary, as the nodes report them right now, and the reads it has
+//!   served since its node started.
 //! - `tessera.checksums`: a checksum of every replica's rows with the log index it covers;
 //!   replicas of a shard at the same applied index must agree.
 //!
@@ -91,6 +92,7 @@ pub fn lookup(name: &str) -> Option<Table> {
                 col("commit_index", DataType::Int8),
                 col("applied_index", DataType::Int8),
                 col("lag", DataType::Int8),
+                col("reads", DataType::Int8),
             ],
         ),
         "checksums" => table(
@@ -219,6 +221,7 @@ async fn replicas(routing: &Routing, map: &ClusterMap) -> Vec<Row> {
                 int(st.and_then(|st| st.commit_index)),
                 int(st.and_then(|st| st.applied_index)),
                 int(lag),
+                int(st.map(|st| st.reads)),
             ]);
         }
     }

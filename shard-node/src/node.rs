@@ -347,6 +347,7 @@ impl Node {
                 commit_index,
                 applied_index: m.last_applied.map(|l| l.index),
                 leader: m.current_leader,
+                reads: r.reads_served(),
             });
         }
         out.sort_by_key(|s| s.shard);

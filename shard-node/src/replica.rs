@@ -59,6 +59,8 @@ pub struct Replica {
     confirming: tokio::sync::Mutex<()>,
     /// On a follower: the reads waiting for the primary's read index, batched into one request.
     read_index_batch: std::sync::Mutex<ReadIndexBatch>,
+    /// Scans served since the node started (`tessera.replicas.reads`).
+    reads: AtomicU64,
     started: Instant,
 }
 
@@ -103,8 +105,14 @@ impl Replica {
             lease: std::sync::Mutex::new(None),
             confirming: tokio::sync::Mutex::new(()),
             read_index_batch: std::sync::Mutex::new(ReadIndexBatch::default()),
+            reads: AtomicU64::new(0),
             started: Instant::now(),
         }
+    }
+
+    /// Scans served since the node started.
+    pub fn reads_served(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Records that the primary just sent this replica log entries or a heartbeat.
@@ -297,6 +305,7 @@ impl Replica {
         single_row: bool,
         tx: mpsc::Sender<Batch>,
     ) -> Result<(), RpcError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let overlay: Option<Overlay> = match txn {
             Some(id) => {
                 // A transaction that wrote here must still be open, or its reads would miss

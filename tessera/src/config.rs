@@ -133,8 +133,11 @@ fn bench_process(args: &crate::bench::BenchArgs, config: Option<&std::path::Path
     if let Some(crate::bench::BenchCommand::Course(course)) = &mut args.command {
         if let Some(name) = config {
             let name = name.to_string_lossy();
-            course.config = crate::bench::CourseConfig::from_str(&name, true)
-                .map_err(|_| ConfigError(format!("config: \"{name}\" is not one of the course's configurations a1, a2, a3")))?;
+            course.config = crate::bench::CourseConfig::from_str(&name, true).map_err(|_| {
+                ConfigError(format!(
+                    "config: \"{name}\" is not one of the course's configurations a1, a2, a3"
+                ))
+            })?;
         }
     }
     Ok(Process::Bench(args))
@@ -677,7 +680,7 @@ mod tests {
         let e = load_err(&["dev", "--config", &unknown.arg()]);
         assert!(e.starts_with("shards: unknown key in "), "{e}");
         assert!(
-            e.ends_with("(the keys here are: listen, data_dir, nodes, replicas)"),
+            e.ends_with("(the keys here are: listen, data_dir, nodes, replicas, http)"),
             "{e}"
         );
 

@@ -46,3 +46,40 @@ fn the_course_benchmark_writes_reads_and_verifies_through_sql_and_http() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("a1, a2, a3"), "{stderr}");
 }
+
+#[test]
+fn the_balance_benchmark_counts_every_read_once_and_reports_key_movement() {
+    let output = Command::new(tessera_bin())
+        .args([
+            "bench",
+            "balance",
+            "--nodes",
+            "3",
+            "--requests",
+            "300",
+            "--clients",
+            "4",
+            "--json",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("cannot run tessera bench balance");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "tessera bench balance failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    let reads: Vec<i64> = doc["reads_per_node"][0]["reads"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_i64()).collect())
+        .unwrap_or_default();
+    assert_eq!(reads.len(), 3, "one count per node: {doc}");
+    // Every point read is served by exactly one replica.
+    assert_eq!(reads.iter().sum::<i64>(), 300, "{doc}");
+    let moved = &doc["moved_share"][0];
+    let on_add = moved["on_add"].as_f64().unwrap_or(-1.0);
+    assert!(on_add > 0.0 && on_add < 1.0, "{doc}");
+}

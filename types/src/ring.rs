@@ -8,8 +8,8 @@
 //! - `Φ(i, j) = splitmix64(i · 2^20 + j + 0x9E37_79B9) mod 512`
 //!
 //! splitmix64 is a bijective 64-bit mixer with full avalanche, so consecutive ids scatter over
-//! the whole ring. The spread is measured by `ring_spread` in the tests (and by the
-//! load-balancing benchmark).
+//! the whole ring. The spread is checked by `ring_spread_is_reasonable` in the tests and
+//! measured on a running cluster by `tessera bench balance` (figures in docs/benchmarks.md).
 
 /// Slots on the ring.
 pub const SLOTS: usize = 512;

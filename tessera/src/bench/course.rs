@@ -214,9 +214,7 @@ impl Conn {
             } => {
                 let result = match op {
                     Op::Write { id, name, marks } => {
-                        client
-                            .execute(insert, &[&(*id as i32), name, &(*marks as i32)])
-                            .await
+                        client.execute(insert, &[&(*id as i32), name, &(*marks as i32)]).await
                     }
                     Op::Point(id) => client.execute(point, &[&(*id as i32)]).await,
                     Op::Range(low, high) => client.execute(range, &[&(*low as i32), &(*high as i32)]).await,
@@ -518,7 +516,12 @@ async fn run_one(args: &CourseArgs, shape: Shape) -> Result<Run, BenchError> {
         let (writes, reads) = workload(args, &shape)?;
         progress(
             args,
-            &format!("{} writes from {} clients via {}", writes.len(), args.clients, args.via.name()),
+            &format!(
+                "{} writes from {} clients via {}",
+                writes.len(),
+                args.clients,
+                args.via.name()
+            ),
         );
         let written = run_phase(args, &sql, &http, writes).await?;
         progress(args, &format!("{} reads", reads.len()));
@@ -544,7 +547,14 @@ fn plot(args: &CourseArgs, dir: &std::path::Path, runs: &[Run]) -> Result<(), Be
     std::fs::create_dir_all(dir).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", dir.display())))?;
     let categories: Vec<String> = runs
         .iter()
-        .map(|r| format!("{} ({} nodes, {} replicas)", r.shape.name.to_uppercase(), r.shape.nodes, r.shape.replicas))
+        .map(|r| {
+            format!(
+                "{} ({} nodes, {} replicas)",
+                r.shape.name.to_uppercase(),
+                r.shape.nodes,
+                r.shape.replicas
+            )
+        })
         .collect();
     for (file, what, tessera, published) in [
         (

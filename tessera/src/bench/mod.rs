@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod balance;
 mod course;
 mod plot;
 
@@ -71,6 +72,9 @@ pub enum BenchCommand {
     /// A1, A2 or A3 (`--config a1|a2|a3`), through SQL or the HTTP API, next to the published
     /// figures
     Course(course::CourseArgs),
+    /// The course's load-balancing check: reads served per node for 3 to 6 nodes, and the
+    /// share of keys that move when a node is added or removed
+    Balance(balance::BalanceArgs),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,8 +106,10 @@ pub enum BenchError {
 
 /// Runs the benchmark and prints the results.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
-    if let Some(BenchCommand::Course(course)) = args.command {
-        return course::run(course).await;
+    match args.command {
+        Some(BenchCommand::Course(course)) => return course::run(course).await,
+        Some(BenchCommand::Balance(balance)) => return balance::run(balance).await,
+        None => {}
     }
     let scratch =
         tempfile::tempdir().map_err(|e| BenchError::Setup(format!("cannot make a scratch directory: {e}")))?;

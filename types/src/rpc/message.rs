@@ -205,6 +205,8 @@ pub struct ReplicaStatus {
     pub applied_index: Option<u64>,
     /// The replica this one believes leads its group.
     pub leader: Option<ReplicaId>,
+    /// Reads (scans) this replica has served since its node started.
+    pub reads: u64,
 }
 
 /// Why a request failed.

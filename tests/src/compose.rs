@@ -142,6 +142,8 @@ pub struct ComposeCluster {
     containers: BTreeMap<String, String>,
     /// The project's network, as the engine names it.
     network: String,
+    /// router-1's published HTTP API.
+    http: SocketAddr,
 }
 
 impl ComposeCluster {
@@ -154,6 +156,7 @@ impl ComposeCluster {
         let project = format!("tessera-test-{}-{nanos}", std::process::id());
         let router_1 = free_local_addr();
         let router_2 = free_local_addr();
+        let http = free_local_addr();
         let mut cluster = ComposeCluster {
             compose: compose_program(),
             project,
@@ -162,7 +165,9 @@ impl ComposeCluster {
                 ("TESSERA_IMAGE".into(), image.into()),
                 ("TESSERA_PG_PORT".into(), router_1.port().to_string()),
                 ("TESSERA_PG_PORT_2".into(), router_2.port().to_string()),
+                ("TESSERA_HTTP_PORT".into(), http.port().to_string()),
             ],
+            http,
             routers: BTreeMap::from([("router-1".into(), router_1), ("router-2".into(), router_2)]),
             containers: BTreeMap::new(),
             network: String::new(),
@@ -211,6 +216,11 @@ impl ComposeCluster {
     /// The published PostgreSQL address of router service `router` (`router-1`, `router-2`).
     pub fn router_addr(&self, router: &str) -> SocketAddr {
         self.routers[router]
+    }
+
+    /// router-1's published address of the course's HTTP API.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
     }
 
     /// The project name (`docker compose -p`).

@@ -286,6 +286,12 @@ async fn acknowledged_writes_survive_container_faults() {
         }
     }
 
+    // The course's HTTP API is published too.
+    match tessera_tests::http::request(cluster.http_addr(), "GET", "/heartbeat", "").await {
+        Ok(reply) if reply.status == 200 => {}
+        other => fail(&format!("GET /heartbeat on router-1's published HTTP port: {other:?}")),
+    }
+
     let client = connect(router_1)
         .await
         .unwrap_or_else(|e| fail(&format!("cannot connect to router-1: {}", describe_error(&e))));

@@ -17,6 +17,9 @@ pub struct CatalogConfig {
     /// A node silent for this many milliseconds is declared dead.
     #[serde(default = "default_dead_after_ms")]
     pub dead_after_ms: u64,
+    /// Address to serve Prometheus metrics on (`GET /metrics`); not served when `None`.
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 fn default_replicas() -> u32 {
@@ -31,6 +34,9 @@ impl CatalogConfig {
     /// Checks the values, naming the field at fault.
     pub fn validate(&self) -> Result<(), String> {
         tessera_types::rpc::check_addr("listen", &self.listen)?;
+        if let Some(a) = &self.metrics {
+            tessera_types::rpc::check_addr("metrics", a)?;
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err("data_dir: must not be empty".into());
         }

@@ -79,6 +79,35 @@ impl Catalog {
         self.map_tx.borrow().clone()
     }
 
+    /// The catalog's Prometheus page: the cluster map's version, its nodes by state, tables,
+    /// shards and replicas.
+    pub fn metrics(&self) -> String {
+        use tessera_types::metrics::Exposition;
+        let map = self.map();
+        let alive = map
+            .nodes
+            .values()
+            .filter(|n| n.state == tessera_types::schema::NodeState::Alive)
+            .count();
+        let mut page = Exposition::default();
+        page.single("gauge", "tessera_catalog_map_version", "Version of the cluster map.", map.version as f64);
+        page.samples(
+            "gauge",
+            "tessera_catalog_nodes",
+            "Nodes registered, by state.",
+            &["state"],
+            &[
+                (vec!["alive".into()], alive as f64),
+                (vec!["dead".into()], (map.nodes.len() - alive) as f64),
+            ],
+        );
+        page.single("gauge", "tessera_catalog_tables", "Tables.", map.tables.len() as f64);
+        page.single("gauge", "tessera_catalog_shards", "Shards.", map.shards.len() as f64);
+        let replicas: usize = map.shards.values().map(|s| s.replicas.len()).sum();
+        page.single("gauge", "tessera_catalog_replicas", "Shard replicas placed on nodes.", replicas as f64);
+        page.finish()
+    }
+
     fn persist(&self, state: &CatalogState) -> Result<(), RpcError> {
         let path = self.config.data_dir.join("catalog.json");
         let tmp = path.with_extension("tmp");

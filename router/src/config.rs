@@ -16,6 +16,9 @@ pub struct RouterConfig {
     /// Address to serve the course's HTTP API on (host:port); not served when `None`.
     #[serde(default)]
     pub http: Option<String>,
+    /// Address to serve Prometheus metrics on (`GET /metrics`); not served when `None`.
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 fn default_max_connections() -> usize {
@@ -34,6 +37,9 @@ impl RouterConfig {
         }
         if let Some(http) = &self.http {
             check_addr("http", http)?;
+        }
+        if let Some(a) = &self.metrics {
+            check_addr("metrics", a)?;
         }
         if self.max_connections == 0 {
             return Err("max_connections: must be positive".into());

@@ -33,6 +33,7 @@ pub struct Ran {
 pub struct Dispatcher {
     pub executor: Arc<Executor>,
     pub catalog: Vec<String>,
+    pub metrics: Arc<crate::metrics::RouterMetrics>,
 }
 
 /// Statements a failed transaction block still runs: its end, or a return to a savepoint.
@@ -66,11 +67,14 @@ impl Dispatcher {
         if session.txn.status == TxnStatus::Failed && !is_txn_end(stmt) {
             return Err(Error::TxnAborted);
         }
+        let started = std::time::Instant::now();
         let result = async {
             let bound = self.bind(session, stmt, params)?;
             self.run_bound(session, bound).await
         }
         .await;
+        self.metrics
+            .statement(crate::metrics::kind(stmt), result.is_ok(), started.elapsed());
         if result.is_err() {
             session.fail();
         }

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod explain;
 pub mod frontend;
 pub mod http;
+pub mod metrics;
 pub mod pg_catalog;
 pub mod plan;
 pub mod routing;
@@ -26,11 +27,19 @@ pub struct RouterHandle {
     pub addr: String,
     /// The address of the HTTP API, when it is served.
     pub http_addr: Option<String>,
+    metrics: Arc<metrics::RouterMetrics>,
+    routing: Arc<routing::Routing>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RouterHandle {
+    /// Renders the router's Prometheus page, for as long as the caller keeps it.
+    pub fn metrics_page(&self) -> impl Fn() -> String + Send + Sync + 'static {
+        let (metrics, routing) = (self.metrics.clone(), self.routing.clone());
+        move || metrics.render(&routing.current())
+    }
+
     /// Stops accepting clients and closes the connections.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -73,9 +82,11 @@ pub async fn start(config: RouterConfig) -> Result<RouterHandle, RouterError> {
     let executor = Arc::new(exec::Executor {
         routing: routing.clone(),
     });
+    let metrics = Arc::new(metrics::RouterMetrics::default());
     let dispatcher = dispatch::Dispatcher {
         executor,
         catalog: config.catalog.clone(),
+        metrics: metrics.clone(),
     };
     let mut tasks = Vec::new();
     let mut http_addr = None;
@@ -103,6 +114,8 @@ pub async fn start(config: RouterConfig) -> Result<RouterHandle, RouterError> {
     Ok(RouterHandle {
         addr,
         http_addr,
+        metrics,
+        routing,
         stop,
         tasks,
     })

@@ -30,6 +30,9 @@ pub struct NodeConfig {
     /// catch its absence.
     #[serde(default)]
     pub unsafe_ack_before_commit: bool,
+    /// Address to serve Prometheus metrics on (`GET /metrics`); not served when `None`.
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -40,6 +43,9 @@ impl NodeConfig {
     /// Checks the values, naming the field at fault.
     pub fn validate(&self) -> Result<(), String> {
         check_addr("listen", &self.listen)?;
+        if let Some(a) = &self.metrics {
+            check_addr("metrics", a)?;
+        }
         if let Some(a) = &self.advertise {
             check_addr("advertise", a)?;
         }

@@ -354,6 +354,104 @@ impl Node {
         out
     }
 
+    /// The node's Prometheus page: each replica's role, term (raised by every election), log,
+    /// commit and applied indexes, reads and writes served, and on a primary how far each
+    /// follower is behind; the write-ahead log's writes, bytes and flushes.
+    pub async fn metrics(&self) -> String {
+        use tessera_types::metrics::Exposition;
+        let status = self.status().await;
+        let replicas = self.all_replicas();
+        let labels = |s: &tessera_types::rpc::ReplicaStatus| vec![s.shard.to_string(), s.replica.to_string()];
+        let gauge = |f: &dyn Fn(&tessera_types::rpc::ReplicaStatus) -> Option<u64>| -> Vec<(Vec<String>, f64)> {
+            status
+                .iter()
+                .filter_map(|s| f(s).map(|v| (labels(s), v as f64)))
+                .collect()
+        };
+        let mut page = Exposition::default();
+        let per_replica = ["shard", "replica"];
+        page.samples(
+            "gauge",
+            "tessera_replica_leader",
+            "1 if the replica is its shard's primary, else 0.",
+            &per_replica,
+            &gauge(&|s| Some(u64::from(s.role == "leader"))),
+        );
+        page.samples(
+            "gauge",
+            "tessera_replica_term",
+            "The replica's Raft term; every election raises it.",
+            &per_replica,
+            &gauge(&|s| Some(s.term)),
+        );
+        page.samples(
+            "gauge",
+            "tessera_replica_last_log_index",
+            "Index of the replica's last log entry.",
+            &per_replica,
+            &gauge(&|s| s.last_log_index),
+        );
+        page.samples(
+            "gauge",
+            "tessera_replica_commit_index",
+            "Index of the last entry the replica knows committed.",
+            &per_replica,
+            &gauge(&|s| s.commit_index),
+        );
+        page.samples(
+            "gauge",
+            "tessera_replica_applied_index",
+            "Index of the last entry applied to the replica's store.",
+            &per_replica,
+            &gauge(&|s| s.applied_index),
+        );
+        page.samples(
+            "counter",
+            "tessera_replica_reads_total",
+            "Scans the replica has served since the node started.",
+            &per_replica,
+            &gauge(&|s| Some(s.reads)),
+        );
+        let writes: Vec<(Vec<String>, f64)> = replicas
+            .iter()
+            .map(|r| (vec![r.shard.to_string(), r.id.to_string()], r.writes_served() as f64))
+            .collect();
+        page.samples(
+            "counter",
+            "tessera_replica_writes_total",
+            "Write statements the replica has executed as its shard's primary since the node started.",
+            &per_replica,
+            &writes,
+        );
+        let mut lag = Vec::new();
+        for r in &replicas {
+            let m = r.raft.metrics().borrow().clone();
+            let (Some(last), Some(replication)) = (m.last_log_index, m.replication.as_ref()) else {
+                continue;
+            };
+            for (follower, matched) in replication {
+                if *follower == r.id {
+                    continue;
+                }
+                let behind = last.saturating_sub(matched.map_or(0, |l| l.index));
+                lag.push((vec![r.shard.to_string(), follower.to_string()], behind as f64));
+            }
+        }
+        page.samples(
+            "gauge",
+            "tessera_replication_lag_entries",
+            "On a primary: log entries each follower has yet to acknowledge.",
+            &["shard", "follower"],
+            &lag,
+        );
+        let wal = self.wal.stats();
+        page.single("counter", "tessera_wal_writes_total", "Records appended to the write-ahead log.", wal.writes as f64);
+        page.single("counter", "tessera_wal_bytes_total", "Bytes appended to the write-ahead log.", wal.bytes as f64);
+        page.single("counter", "tessera_wal_fsyncs_total", "Flushes of the write-ahead log to disk.", wal.fsyncs as f64);
+        page.single("gauge", "tessera_node_replicas", "Replicas this node hosts.", replicas.len() as f64);
+        page.finish()
+    }
+
     /// A checksum of every replica's rows.
     pub async fn checksums(&self) -> Result<Vec<tessera_types::rpc::ReplicaChecksum>, RpcError> {
         let replicas = self.all_replicas();

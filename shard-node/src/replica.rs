@@ -61,6 +61,8 @@ pub struct Replica {
     read_index_batch: std::sync::Mutex<ReadIndexBatch>,
     /// Scans served since the node started (`tessera.replicas.reads`).
     reads: AtomicU64,
+    /// Write statements executed as primary since the node started.
+    writes: AtomicU64,
     started: Instant,
 }
 
@@ -106,6 +108,7 @@ impl Replica {
             confirming: tokio::sync::Mutex::new(()),
             read_index_batch: std::sync::Mutex::new(ReadIndexBatch::default()),
             reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             started: Instant::now(),
         }
     }
@@ -113,6 +116,11 @@ impl Replica {
     /// Scans served since the node started.
     pub fn reads_served(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Write statements executed as primary since the node started.
+    pub fn writes_served(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// Records that the primary just sent this replica log entries or a heartbeat.
@@ -475,6 +483,7 @@ impl Replica {
         fragment: WriteFragment,
     ) -> Result<WriteOutcome, RpcError> {
         self.ensure_leader()?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
         match scope {
             TxnScope::Single => {
                 // Caught up first, so a retry of a request applied under the previous primary

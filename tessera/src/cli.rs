@@ -104,6 +104,10 @@ pub struct CatalogArgs {
         value_parser = number::<u64>
     )]
     pub dead_after_ms: Option<u64>,
+
+    /// Address to serve Prometheus metrics on, at /metrics [default: not served]
+    #[arg(long, env = "TESSERA_METRICS", value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }
 
 /// Flags of `tessera node`; the keys of its config file.
@@ -136,6 +140,10 @@ pub struct NodeArgs {
     /// Milliseconds between heartbeats to the catalog [default: 1000]
     #[arg(long, env = "TESSERA_HEARTBEAT_MS", value_name = "MS", value_parser = number::<u64>)]
     pub heartbeat_ms: Option<u64>,
+
+    /// Address to serve Prometheus metrics on, at /metrics [default: not served]
+    #[arg(long, env = "TESSERA_METRICS", value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 
     /// Test-only: acknowledge writes before they are on disk. Loses data on a crash.
     #[arg(
@@ -184,6 +192,10 @@ pub struct RouterArgs {
     /// Address to serve the course's HTTP API on [default: not served]
     #[arg(long, env = "TESSERA_HTTP", value_name = "HOST:PORT")]
     pub http: Option<String>,
+
+    /// Address to serve Prometheus metrics on, at /metrics [default: not served]
+    #[arg(long, env = "TESSERA_METRICS", value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }
 
 /// Parses a non-negative whole number that also fits a TOML integer, with a message a person

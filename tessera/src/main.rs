@@ -20,6 +20,7 @@ mod config;
 mod dev;
 mod health;
 mod logging;
+mod metrics;
 mod run;
 mod signal;
 

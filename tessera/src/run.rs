@@ -3,6 +3,7 @@
 //! failures end here as one line on stderr and exit code 1.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -90,24 +91,64 @@ async fn serve(process: Process) -> Result<(), StartError> {
     }
 }
 
+/// Serves a part's metrics page on `addr` (when set) until the returned guard is stopped.
+struct MetricsServer {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    async fn start(addr: Option<&str>, page: crate::metrics::Page) -> Result<MetricsServer, StartError> {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = match addr {
+            Some(addr) => Some(crate::metrics::serve(addr, page, stop_rx).await?),
+            None => None,
+        };
+        Ok(MetricsServer { stop, task })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
+    }
+}
+
 async fn catalog(config: CatalogConfig, mut stop: Stop) -> Result<(), StartError> {
     let data_dir = config.data_dir.clone();
+    let metrics_addr = config.metrics.clone();
     let Some(handle) = stop.until(tessera_catalog::start(config)).await.transpose()? else {
         return Ok(());
     };
+    let catalog = handle.catalog.clone();
+    let page: crate::metrics::Page = Arc::new(move || {
+        let page = catalog.metrics();
+        Box::pin(async move { page })
+    });
+    let metrics = MetricsServer::start(metrics_addr.as_deref(), page).await?;
     info!(addr = %handle.addr, data_dir = %data_dir.display(), "catalog ready");
     stop.wait().await;
+    metrics.stop().await;
     handle.shutdown().await;
     info!("catalog stopped");
     Ok(())
 }
 
 async fn node(config: NodeConfig, mut stop: Stop) -> Result<(), StartError> {
+    let metrics_addr = config.metrics.clone();
     let Some(handle) = stop.until(start_node(config)).await.transpose()? else {
         return Ok(());
     };
+    let node = handle.node.clone();
+    let page: crate::metrics::Page = Arc::new(move || {
+        let node = node.clone();
+        Box::pin(async move { node.metrics().await })
+    });
+    let metrics = MetricsServer::start(metrics_addr.as_deref(), page).await?;
     info!(node = handle.node.id, addr = %handle.addr, "node ready");
     stop.wait().await;
+    metrics.stop().await;
     handle.shutdown().await;
     info!("node stopped");
     Ok(())
@@ -137,11 +178,19 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, NodeError> {
 }
 
 async fn router(config: RouterConfig, mut stop: Stop) -> Result<(), StartError> {
+    let metrics_addr = config.metrics.clone();
     let Some(handle) = stop.until(tessera_router::start(config)).await.transpose()? else {
         return Ok(());
     };
+    let render = handle.metrics_page();
+    let page: crate::metrics::Page = Arc::new(move || {
+        let page = render();
+        Box::pin(async move { page })
+    });
+    let metrics = MetricsServer::start(metrics_addr.as_deref(), page).await?;
     info!(addr = %handle.addr, "router ready");
     stop.wait().await;
+    metrics.stop().await;
     handle.shutdown().await;
     info!("router stopped");
     Ok(())

@@ -60,6 +60,15 @@ impl ClusterOptions {
     }
 }
 
+/// Where each process of a cluster serves `GET /metrics`.
+#[derive(Debug, Clone)]
+pub struct MetricsAddrs {
+    pub catalog: SocketAddr,
+    /// By node index.
+    pub nodes: Vec<SocketAddr>,
+    pub router: SocketAddr,
+}
+
 /// A running Tessera cluster of separate processes.
 pub struct Cluster {
     options: ClusterOptions,
@@ -67,6 +76,7 @@ pub struct Cluster {
     node_addrs: Vec<SocketAddr>,
     router_addr: SocketAddr,
     http_addr: SocketAddr,
+    metrics: MetricsAddrs,
     catalog: ManagedProcess,
     nodes: Vec<ManagedProcess>,
     /// Which nodes the harness has stopped with SIGSTOP and not resumed.
@@ -95,10 +105,16 @@ impl Cluster {
         let router_addr = free_local_addr();
         let http_addr = free_local_addr();
         let node_addrs: Vec<SocketAddr> = (0..options.nodes).map(|_| free_local_addr()).collect();
+        let metrics = MetricsAddrs {
+            catalog: free_local_addr(),
+            nodes: (0..options.nodes).map(|_| free_local_addr()).collect(),
+            router: free_local_addr(),
+        };
 
         let mut catalog_args = args(&["catalog", "--listen", &catalog_addr.to_string()]);
         catalog_args.extend(path_arg("--data-dir", &dir.path().join("catalog")));
         catalog_args.extend(args(&["--replicas", &options.replicas.to_string()]));
+        catalog_args.extend(args(&["--metrics", &metrics.catalog.to_string()]));
         if let Some(ms) = options.dead_after_ms {
             catalog_args.extend(args(&["--dead-after", &ms.to_string()]));
         }
@@ -116,6 +132,7 @@ impl Cluster {
                     &catalog_addr.to_string(),
                 ]);
                 node_args.extend(path_arg("--data-dir", &dir.path().join(format!("node-{i}"))));
+                node_args.extend(args(&["--metrics", &metrics.nodes[i].to_string()]));
                 if options.skip_fsync {
                     node_args.push("--unsafe-skip-fsync".into());
                 }
@@ -137,6 +154,8 @@ impl Cluster {
             &catalog_addr.to_string(),
             "--http",
             &http_addr.to_string(),
+            "--metrics",
+            &metrics.router.to_string(),
         ]);
         let router = ManagedProcess::tied_to_test("router", &bin, router_args, dir.path().join("router.log"));
 
@@ -147,6 +166,7 @@ impl Cluster {
             node_addrs,
             router_addr,
             http_addr,
+            metrics,
             catalog,
             nodes,
             paused,
@@ -167,6 +187,11 @@ impl Cluster {
     /// Where the router serves the course's HTTP API.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Where each process serves its Prometheus metrics.
+    pub fn metrics_addrs(&self) -> &MetricsAddrs {
+        &self.metrics
     }
 
     /// Where the catalog listens.

@@ -15,6 +15,7 @@ pub mod expr;
 pub mod fragment;
 pub mod hashpart;
 pub mod key;
+pub mod metrics;
 pub mod ring;
 pub mod rpc;
 pub mod scan;

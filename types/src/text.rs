@@ -397,6 +397,23 @@ fn parse_float(t: &str, input: &str, name: &str) -> ExecResult<f64> {
     Ok(v)
 }
 
+/// The most significant digits a `numeric` holds exactly.
+pub const MAX_NUMERIC_DIGITS: usize = 28;
+
+/// How many digits of a numeric literal would be lost to the type's limits: the significant
+/// digits of its mantissa (without sign, exponent, leading zeros, and trailing zeros after the
+/// point), or its digits after the point when that is more, whichever is larger.
+fn significant_digits(t: &str) -> usize {
+    let mantissa = t.split(['e', 'E']).next().unwrap_or("");
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let int = int.trim_start_matches(['+', '-']);
+    let frac = frac.trim_end_matches('0');
+    let all: String = int.chars().chain(frac.chars()).collect();
+    let significant = all.trim_start_matches('0').len();
+    let scale = if t.contains(['e', 'E']) { 0 } else { frac.len() };
+    significant.max(scale)
+}
+
 pub fn parse_numeric(t: &str, input: &str) -> ExecResult<Decimal> {
     let valid = !t.is_empty()
         && t.bytes()
@@ -407,6 +424,15 @@ pub fn parse_numeric(t: &str, input: &str) -> ExecResult<Decimal> {
             return Err(ExecError::other("0A000", "numeric NaN and infinity are not supported"));
         }
         return Err(ExecError::invalid_text("numeric", input));
+    }
+    // More digits than the type holds would be rounded away silently: refuse them instead.
+    let digits = significant_digits(t);
+    if digits > MAX_NUMERIC_DIGITS {
+        return Err(ExecError::NumericFieldOverflow {
+            detail: format!(
+                "\"{input}\" has {digits} digits; numeric values are limited to {MAX_NUMERIC_DIGITS} significant digits (and {MAX_NUMERIC_DIGITS} after the point) here"
+            ),
+        });
     }
     let parsed = if t.contains(['e', 'E']) {
         Decimal::from_scientific(t)
@@ -624,6 +650,25 @@ pub fn timestamp_fields(micros: i64) -> Option<NaiveDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numerics_beyond_28_digits_are_refused_not_rounded() {
+        for ok in ["12345678901234567890123456.78", "-0.1234567890123456789012345678", "1.50000000000000000000000000000000", "1e20"] {
+            assert!(parse_numeric(ok, ok).is_ok(), "{ok}");
+        }
+        for lossy in [
+            "12345678901234567890123456789.5",
+            "1234567890123456789012345678901234",
+            "0.1234567890123456789012345678901234",
+            "0.00000000000000000000000000000001",
+        ] {
+            assert!(
+                matches!(parse_numeric(lossy, lossy), Err(ExecError::NumericFieldOverflow { .. })),
+                "{lossy}: {:?}",
+                parse_numeric(lossy, lossy)
+            );
+        }
+    }
 
     #[test]
     fn floats_print_like_postgres() {

@@ -15,6 +15,22 @@ use tracing::{debug, warn};
 use crate::frontend::conn::{Canceller, Conn, Handlers, Shared};
 
 /// Accepts clients until `stop` fires.
+/// One open client connection in the router's metrics, for as long as it lives.
+struct OpenConnection(Arc<crate::metrics::RouterMetrics>);
+
+impl OpenConnection {
+    fn count(metrics: &Arc<crate::metrics::RouterMetrics>) -> OpenConnection {
+        metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection(metrics.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -42,8 +58,10 @@ pub async fn serve(
             canceller: canceller.clone(),
         };
         let mut stop = stop.clone();
+        let open = OpenConnection::count(&shared.dispatcher.metrics);
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = open;
             tokio::select! {
                 r = pgwire::tokio::process_socket(socket, None, handlers) => {
                     if let Err(e) = r {

@@ -90,7 +90,12 @@ impl Catalog {
             .filter(|n| n.state == tessera_types::schema::NodeState::Alive)
             .count();
         let mut page = Exposition::default();
-        page.single("gauge", "tessera_catalog_map_version", "Version of the cluster map.", map.version as f64);
+        page.single(
+            "gauge",
+            "tessera_catalog_map_version",
+            "Version of the cluster map.",
+            map.version as f64,
+        );
         page.samples(
             "gauge",
             "tessera_catalog_nodes",
@@ -104,7 +109,12 @@ impl Catalog {
         page.single("gauge", "tessera_catalog_tables", "Tables.", map.tables.len() as f64);
         page.single("gauge", "tessera_catalog_shards", "Shards.", map.shards.len() as f64);
         let replicas: usize = map.shards.values().map(|s| s.replicas.len()).sum();
-        page.single("gauge", "tessera_catalog_replicas", "Shard replicas placed on nodes.", replicas as f64);
+        page.single(
+            "gauge",
+            "tessera_catalog_replicas",
+            "Shard replicas placed on nodes.",
+            replicas as f64,
+        );
         page.finish()
     }
 

@@ -82,7 +82,12 @@ impl RouterMetrics {
                 (vec!["dead".into()], (map.nodes.len() - alive) as f64),
             ],
         );
-        page.single("gauge", "tessera_router_shards", "Shards in the cluster map.", map.shards.len() as f64);
+        page.single(
+            "gauge",
+            "tessera_router_shards",
+            "Shards in the cluster map.",
+            map.shards.len() as f64,
+        );
         page.finish()
     }
 }

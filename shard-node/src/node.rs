@@ -445,10 +445,30 @@ impl Node {
             &lag,
         );
         let wal = self.wal.stats();
-        page.single("counter", "tessera_wal_writes_total", "Records appended to the write-ahead log.", wal.writes as f64);
-        page.single("counter", "tessera_wal_bytes_total", "Bytes appended to the write-ahead log.", wal.bytes as f64);
-        page.single("counter", "tessera_wal_fsyncs_total", "Flushes of the write-ahead log to disk.", wal.fsyncs as f64);
-        page.single("gauge", "tessera_node_replicas", "Replicas this node hosts.", replicas.len() as f64);
+        page.single(
+            "counter",
+            "tessera_wal_writes_total",
+            "Records appended to the write-ahead log.",
+            wal.writes as f64,
+        );
+        page.single(
+            "counter",
+            "tessera_wal_bytes_total",
+            "Bytes appended to the write-ahead log.",
+            wal.bytes as f64,
+        );
+        page.single(
+            "counter",
+            "tessera_wal_fsyncs_total",
+            "Flushes of the write-ahead log to disk.",
+            wal.fsyncs as f64,
+        );
+        page.single(
+            "gauge",
+            "tessera_node_replicas",
+            "Replicas this node hosts.",
+            replicas.len() as f64,
+        );
         page.finish()
     }
 

@@ -135,7 +135,7 @@ fn bench_process(args: &crate::bench::BenchArgs, config: Option<&std::path::Path
             let name = name.to_string_lossy();
             course.config = crate::bench::CourseConfig::from_str(&name, true).map_err(|_| {
                 ConfigError(format!(
-                    "config: \"{name}\" is not one of the course's configurations a1, a2, a3"
+                    "config: \"{name}\" is not one of the course's configurations a1, a2, a3, all, a4"
                 ))
             })?;
         }

@@ -28,7 +28,10 @@ pub async fn serve(
             addr: addr.to_string(),
             source,
         })?;
-    let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string());
+    let bound = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| addr.to_string());
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {

@@ -3,8 +3,8 @@
 //! failures end here as one line on stderr and exit code 1.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_catalog::{CatalogConfig, CatalogError};

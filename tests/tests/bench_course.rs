@@ -83,3 +83,14 @@ fn the_balance_benchmark_counts_every_read_once_and_reports_key_movement() {
     let on_add = moved["on_add"].as_f64().unwrap_or(-1.0);
     assert!(on_add > 0.0 && on_add < 1.0, "{doc}");
 }
+
+#[test]
+fn the_a4_benchmark_kills_a_node_mid_writes_and_finds_every_row() {
+    let doc = bench_course("a4", "sql");
+    assert_eq!(doc["config"], "a4", "{doc}");
+    assert!(doc["killed"].as_str().is_some_and(|k| k.starts_with("node-")), "{doc}");
+    assert_eq!(doc["writes"]["rows"], 300, "{doc}");
+    assert_eq!(doc["rows_present"], 300, "{doc}");
+    assert_eq!(doc["rows_wrong"], 0, "{doc}");
+    assert!(doc["stall_seconds"].as_f64().is_some_and(|s| s > 0.0), "{doc}");
+}

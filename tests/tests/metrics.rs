@@ -10,7 +10,9 @@ use tessera_tests::http::request;
 use tessera_tests::{query_count, Cluster};
 
 async fn scrape(addr: SocketAddr) -> String {
-    let reply = request(addr, "GET", "/metrics", "").await.unwrap_or_else(|e| panic!("{e}"));
+    let reply = request(addr, "GET", "/metrics", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(reply.status, 200, "GET /metrics on {addr}: {reply:?}");
     reply.body
 }
@@ -52,17 +54,32 @@ async fn every_process_serves_metrics_that_count_what_happened() {
     let addrs = cluster.metrics_addrs();
     let router = scrape(addrs.router).await;
     assert_eq!(
-        one(&router, "tessera_router_statements_total", &["kind=\"insert\"", "outcome=\"ok\""]),
+        one(
+            &router,
+            "tessera_router_statements_total",
+            &["kind=\"insert\"", "outcome=\"ok\""]
+        ),
         10.0,
         "{router}"
     );
     assert_eq!(
-        one(&router, "tessera_router_statements_total", &["kind=\"insert\"", "outcome=\"error\""]),
+        one(
+            &router,
+            "tessera_router_statements_total",
+            &["kind=\"insert\"", "outcome=\"error\""]
+        ),
         1.0
     );
-    assert_eq!(one(&router, "tessera_router_statement_seconds_count", &["kind=\"insert\""]), 11.0);
     assert_eq!(
-        one(&router, "tessera_router_statement_seconds_bucket", &["kind=\"insert\"", "le=\"+Inf\""]),
+        one(&router, "tessera_router_statement_seconds_count", &["kind=\"insert\""]),
+        11.0
+    );
+    assert_eq!(
+        one(
+            &router,
+            "tessera_router_statement_seconds_bucket",
+            &["kind=\"insert\"", "le=\"+Inf\""]
+        ),
         11.0
     );
     assert!(one(&router, "tessera_router_connections", &[]) >= 1.0, "{router}");
@@ -74,12 +91,19 @@ async fn every_process_serves_metrics_that_count_what_happened() {
     for (i, addr) in addrs.nodes.iter().enumerate() {
         let page = scrape(*addr).await;
         for line in page.lines().filter(|l| l.starts_with("tessera_replica_leader{")) {
-            let shard = line.split("shard=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
+            let shard = line
+                .split("shard=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("");
             let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
             *leaders.entry(shard.to_string()).or_default() += value;
         }
         writes += samples(&page, "tessera_replica_writes_total", &[]).iter().sum::<f64>();
-        assert!(one(&page, "tessera_wal_fsyncs_total", &[]) > 0.0, "node {i} never flushed its log:\n{page}");
+        assert!(
+            one(&page, "tessera_wal_fsyncs_total", &[]) > 0.0,
+            "node {i} never flushed its log:\n{page}"
+        );
         assert!(one(&page, "tessera_node_replicas", &[]) >= 1.0, "node {i}:\n{page}");
     }
     assert_eq!(leaders.len(), 4, "{leaders:?}");
@@ -87,10 +111,16 @@ async fn every_process_serves_metrics_that_count_what_happened() {
     assert!(writes >= 11.0, "the nodes counted {writes} writes for 11 INSERTs");
 
     let catalog = scrape(addrs.catalog).await;
-    assert_eq!(one(&catalog, "tessera_catalog_nodes", &["state=\"alive\""]), 3.0, "{catalog}");
+    assert_eq!(
+        one(&catalog, "tessera_catalog_nodes", &["state=\"alive\""]),
+        3.0,
+        "{catalog}"
+    );
     assert_eq!(one(&catalog, "tessera_catalog_shards", &[]), 4.0);
     assert_eq!(one(&catalog, "tessera_catalog_replicas", &[]), 12.0);
 
-    let elsewhere = request(addrs.router, "GET", "/other", "").await.unwrap_or_else(|e| panic!("{e}"));
+    let elsewhere = request(addrs.router, "GET", "/other", "")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(elsewhere.status, 404, "{elsewhere:?}");
 }

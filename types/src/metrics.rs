@@ -10,9 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histograms' buckets.
-pub const LATENCY_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
-];
+pub const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0];
 
 /// A latency histogram with [`LATENCY_BUCKETS`].
 #[derive(Debug, Default)]
@@ -165,12 +163,30 @@ mod tests {
         page.single("gauge", "t_open", "Open \"things\".", 2.0);
         let text = page.finish();
         assert!(text.contains("# TYPE t_statements_total counter\n"), "{text}");
-        assert!(text.contains("t_statements_total{kind=\"select\",outcome=\"ok\"} 3\n"), "{text}");
-        assert!(text.contains("t_statements_total{kind=\"insert\",outcome=\"error\"} 1\n"), "{text}");
-        assert!(text.contains("t_seconds_bucket{kind=\"select\",le=\"0.001\"} 0\n"), "{text}");
-        assert!(text.contains("t_seconds_bucket{kind=\"select\",le=\"0.002\"} 1\n"), "{text}");
-        assert!(text.contains("t_seconds_bucket{kind=\"select\",le=\"5\"} 1\n"), "{text}");
-        assert!(text.contains("t_seconds_bucket{kind=\"select\",le=\"+Inf\"} 2\n"), "{text}");
+        assert!(
+            text.contains("t_statements_total{kind=\"select\",outcome=\"ok\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_statements_total{kind=\"insert\",outcome=\"error\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_seconds_bucket{kind=\"select\",le=\"0.001\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_seconds_bucket{kind=\"select\",le=\"0.002\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_seconds_bucket{kind=\"select\",le=\"5\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t_seconds_bucket{kind=\"select\",le=\"+Inf\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("t_seconds_count{kind=\"select\"} 2\n"), "{text}");
         assert!(text.contains("t_open 2\n"), "{text}");
     }

@@ -31,9 +31,10 @@ const MAX_RANGE: i64 = 512;
 /// Flags of `tessera bench course`.
 #[derive(Debug, Clone, Args)]
 pub struct CourseArgs {
-    /// The course's configuration, given with the global `--config a1|a2|a3|all`: a1 (4
+    /// The course's configuration, given with the global `--config a1|a2|a3|all|a4`: a1 (4
     /// shards, 6 nodes, 3 replicas), a2 (4 shards, 7 nodes, 7 replicas), a3 (6 shards, 10
-    /// nodes, 8 replicas), all three one after the other [default: a1]
+    /// nodes, 8 replicas), all three one after the other, or a4 (a1 with a node killed
+    /// half-way through the writes) [default: a1]
     #[arg(skip)]
     pub config: Config,
     /// Through what the clients talk: sql (the PostgreSQL protocol) or http (the course's API)
@@ -67,16 +68,19 @@ pub enum Config {
     A3,
     /// A1, A2 and A3 one after the other.
     All,
+    /// A1 with a node killed (SIGKILL) half-way through the writes; its nodes run as
+    /// separate processes.
+    A4,
 }
 
 /// A configuration's cluster and what the course's implementations published for it.
-struct Shape {
-    name: &'static str,
-    shards: i64,
-    nodes: u32,
-    replicas: u32,
-    published_write_seconds: f64,
-    published_read_seconds: f64,
+pub(super) struct Shape {
+    pub(super) name: &'static str,
+    pub(super) shards: i64,
+    pub(super) nodes: u32,
+    pub(super) replicas: u32,
+    pub(super) published_write_seconds: f64,
+    pub(super) published_read_seconds: f64,
 }
 
 impl Config {
@@ -106,7 +110,7 @@ impl Config {
                 published_write_seconds: 35.67,
                 published_read_seconds: 6.83,
             },
-            Config::A3 | Config::All => Shape {
+            Config::A3 | Config::All | Config::A4 => Shape {
                 name: "a3",
                 shards: 6,
                 nodes: 10,
@@ -125,7 +129,7 @@ pub enum Via {
 }
 
 impl Via {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Via::Sql => "sql",
             Via::Http => "http",
@@ -135,7 +139,7 @@ impl Via {
 
 /// One request of the workload.
 #[derive(Debug, Clone)]
-enum Op {
+pub(super) enum Op {
     Write { id: i64, name: String, marks: i64 },
     Point(i64),
     Range(i64, i64),
@@ -173,7 +177,7 @@ impl Phase {
 }
 
 /// A client connection of either kind.
-enum Conn {
+pub(super) enum Conn {
     Sql {
         client: tokio_postgres::Client,
         insert: tokio_postgres::Statement,
@@ -184,7 +188,7 @@ enum Conn {
 }
 
 impl Conn {
-    async fn open(via: Via, sql_addr: &str, http_addr: &str) -> Result<Conn, BenchError> {
+    pub(super) async fn open(via: Via, sql_addr: &str, http_addr: &str) -> Result<Conn, BenchError> {
         Ok(match via {
             Via::Sql => {
                 let client = connect(sql_addr).await?;
@@ -204,7 +208,7 @@ impl Conn {
         })
     }
 
-    async fn run(&mut self, op: &Op) -> Result<(), String> {
+    pub(super) async fn run(&mut self, op: &Op) -> Result<(), String> {
         match self {
             Conn::Sql {
                 client,
@@ -219,7 +223,11 @@ impl Conn {
                     Op::Point(id) => client.execute(point, &[&(*id as i32)]).await,
                     Op::Range(low, high) => client.execute(range, &[&(*low as i32), &(*high as i32)]).await,
                 };
-                result.map(|_| ()).map_err(|e| e.to_string())
+                // The SQLSTATE goes with the message, so callers can tell a duplicate key.
+                result.map(|_| ()).map_err(|e| match e.code() {
+                    Some(code) => format!("{e} (SQLSTATE {})", code.code()),
+                    None => e.to_string(),
+                })
             }
             Conn::Http(http) => {
                 let (path, body) = match op {
@@ -242,7 +250,7 @@ impl Conn {
 }
 
 /// A keep-alive HTTP/1.1 connection to the course's API.
-struct HttpConn {
+pub(super) struct HttpConn {
     stream: BufReader<TcpStream>,
     host: String,
 }
@@ -373,7 +381,7 @@ fn init_payload(shape: &Shape) -> serde_json::Value {
 }
 
 /// Creates `studt` through the chosen interface.
-async fn create_table(args: &CourseArgs, shape: &Shape, sql: &str, http: &str) -> Result<(), BenchError> {
+pub(super) async fn create_table(args: &CourseArgs, shape: &Shape, sql: &str, http: &str) -> Result<(), BenchError> {
     match args.via {
         Via::Http => {
             let mut conn = HttpConn::open(http).await?;
@@ -410,7 +418,7 @@ async fn create_table(args: &CourseArgs, shape: &Shape, sql: &str, http: &str) -
 }
 
 /// The random rows and reads: distinct ids over the shards' whole range.
-fn workload(args: &CourseArgs, shape: &Shape) -> Result<(Vec<Op>, Vec<Op>), BenchError> {
+pub(super) fn workload(args: &CourseArgs, shape: &Shape) -> Result<(Vec<Op>, Vec<Op>), BenchError> {
     let space = shape.shards * SHARD_SIZE;
     if args.writes as i64 > space {
         return Err(BenchError::Setup(format!(
@@ -443,7 +451,7 @@ fn workload(args: &CourseArgs, shape: &Shape) -> Result<(Vec<Op>, Vec<Op>), Benc
     Ok((writes, reads))
 }
 
-fn progress(args: &CourseArgs, what: &str) {
+pub(super) fn progress(args: &CourseArgs, what: &str) {
     if !args.json {
         eprintln!("bench course: {what}");
     }
@@ -466,6 +474,9 @@ impl Run {
 /// Runs the course's analysis for the configuration(s) asked for, prints the figures and draws
 /// the plots.
 pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
+    if args.config == Config::A4 {
+        return super::failover::run(&args, Config::A1.shape()).await;
+    }
     let mut runs = Vec::new();
     for shape in args.config.shapes() {
         let run = run_one(&args, shape).await?;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 mod balance;
 mod course;
+mod failover;
 mod plot;
 
 pub use course::Config as CourseConfig;

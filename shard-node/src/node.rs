@@ -325,12 +325,16 @@ impl Node {
         let mut out = Vec::with_capacity(replicas.len());
         for r in replicas {
             let m = r.raft.metrics().borrow().clone();
-            let commit_index = r
-                .raft
-                .with_raft_state(|st| st.committed.map(|c| c.index))
-                .await
-                .ok()
-                .flatten();
+            // A Raft core busy for long (a slow disk) leaves the commit index unknown rather
+            // than holding up the whole report.
+            let commit_index = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                r.raft.with_raft_state(|st| st.committed.map(|c| c.index)),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
             let role = match m.state {
                 openraft::ServerState::Leader => "leader",
                 openraft::ServerState::Follower => "follower",

@@ -313,7 +313,6 @@ impl Replica {
         single_row: bool,
         tx: mpsc::Sender<Batch>,
     ) -> Result<(), RpcError> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
         let overlay: Option<Overlay> = match txn {
             Some(id) => {
                 // A transaction that wrote here must still be open, or its reads would miss
@@ -329,6 +328,9 @@ impl Replica {
             None => None,
         };
         self.read_barrier(consistency).await?;
+        // Counted once it is served here: a read refused (not caught up, no primary known) and
+        // retried elsewhere by the router counts where it was served.
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let store = self.store.clone();
         if single_row {
             // One key at most: a B-tree lookup, done here rather than on a blocking thread.

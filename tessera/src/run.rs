@@ -126,7 +126,13 @@ async fn catalog(config: CatalogConfig, mut stop: Stop) -> Result<(), StartError
         let page = catalog.metrics();
         Box::pin(async move { page })
     });
-    let metrics = MetricsServer::start(metrics_addr.as_deref(), page).await?;
+    let metrics = match MetricsServer::start(metrics_addr.as_deref(), page).await {
+        Ok(m) => m,
+        Err(e) => {
+            handle.shutdown().await;
+            return Err(e);
+        }
+    };
     info!(addr = %handle.addr, data_dir = %data_dir.display(), "catalog ready");
     stop.wait().await;
     metrics.stop().await;
@@ -145,7 +151,13 @@ async fn node(config: NodeConfig, mut stop: Stop) -> Result<(), StartError> {
         let node = node.clone();
         Box::pin(async move { node.metrics().await })
     });
-    let metrics = MetricsServer::start(metrics_addr.as_deref(), page).await?;
+    let metrics = match MetricsServer::start(metrics_addr.as_deref(), page).await {
+        Ok(m) => m,
+        Err(e) => {
+            handle.shutdown().await;
+            return Err(e);
+        }
+    };
     info!(node = handle.node.id, addr = %handle.addr, "node ready");
     stop.wait().await;
     metrics.stop().await;
@@ -187,7 +199,13 @@ async fn router(config: RouterConfig, mut stop: Stop) -> Result<(), StartError> 
         let page = render();
         Box::pin(async move { page })
     });
-    let metrics = MetricsServer::start(metrics_addr.as_deref(), page).await?;
+    let metrics = match MetricsServer::start(metrics_addr.as_deref(), page).await {
+        Ok(m) => m,
+        Err(e) => {
+            handle.shutdown().await;
+            return Err(e);
+        }
+    };
     info!(addr = %handle.addr, "router ready");
     stop.wait().await;
     metrics.stop().await;

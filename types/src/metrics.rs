@@ -17,17 +17,18 @@ pub const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
 pub struct Histogram {
     /// Observations at or below each bound (not cumulative; summed when rendered).
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    count: AtomicU64,
+    /// Observations above the last bound.
+    overflow: AtomicU64,
     sum_micros: AtomicU64,
 }
 
 impl Histogram {
     pub fn observe(&self, d: Duration) {
         let seconds = d.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        match LATENCY_BUCKETS.iter().position(|b| seconds <= *b) {
+            Some(i) => self.buckets[i].fetch_add(1, Ordering::Relaxed),
+            None => self.overflow.fetch_add(1, Ordering::Relaxed),
+        };
         self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 }
@@ -127,7 +128,9 @@ impl Exposition {
                     label_set(labels, &values, Some(("le", &le)))
                 );
             }
-            let count = h.count.load(Ordering::Relaxed);
+            // Everything observed, from the same loads as the buckets, so `+Inf` is never
+            // below a bucket even while observations arrive.
+            let count = cumulative + h.overflow.load(Ordering::Relaxed);
             let _ = writeln!(
                 self.text,
                 "{name}_bucket{} {count}",

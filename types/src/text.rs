@@ -400,18 +400,74 @@ fn parse_float(t: &str, input: &str, name: &str) -> ExecResult<f64> {
 /// The most significant digits a `numeric` holds exactly.
 pub const MAX_NUMERIC_DIGITS: usize = 28;
 
-/// How many digits of a numeric literal would be lost to the type's limits: the significant
-/// digits of its mantissa (without sign, exponent, leading zeros, and trailing zeros after the
-/// point), or its digits after the point when that is more, whichever is larger.
+/// How many digits a numeric literal needs to be held exactly: the larger of its digits after
+/// the point and its significant digits, with the exponent applied and zeros that carry no
+/// value (leading, and trailing after the point) left out.
 fn significant_digits(t: &str) -> usize {
-    let mantissa = t.split(['e', 'E']).next().unwrap_or("");
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i64>().unwrap_or(0)),
+        None => (t, 0),
+    };
+    let mantissa = mantissa.trim_start_matches(['+', '-']);
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let int = int.trim_start_matches(['+', '-']);
-    let frac = frac.trim_end_matches('0');
-    let all: String = int.chars().chain(frac.chars()).collect();
-    let significant = all.trim_start_matches('0').len();
-    let scale = if t.contains(['e', 'E']) { 0 } else { frac.len() };
-    significant.max(scale)
+    let digits: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+    // digits[..point] is the integer part once the exponent moves the point.
+    let point = (int.len() as i64).saturating_add(exponent);
+    let (Some(first), Some(last)) = (
+        digits.iter().position(|d| *d != b'0'),
+        digits.iter().rposition(|d| *d != b'0'),
+    ) else {
+        return 0;
+    };
+    let (first, last) = (first as i64, last as i64);
+    let scale = (last + 1).saturating_sub(point).max(0);
+    let held = if first < point {
+        point.saturating_sub(first).saturating_add(scale)
+    } else {
+        last + 1 - first
+    };
+    usize::try_from(held.max(scale)).unwrap_or(usize::MAX)
+}
+
+/// A literal in scientific notation written out as a plain decimal (`1.5e-3` is `0.0015`), or
+/// `None` when its exponent is not a number. Parsing the mantissa first and then scaling would
+/// round a long fraction away; this is only called on literals that passed the digits check,
+/// so the text it makes stays short.
+fn plain_decimal(t: &str) -> Option<String> {
+    let i = t.find(['e', 'E'])?;
+    let exponent: i64 = t[i + 1..].parse().ok()?;
+    let mantissa = &t[..i];
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa.strip_prefix('+').unwrap_or(mantissa)),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: String = int.chars().chain(frac.chars()).collect();
+    if digits.bytes().all(|d| d == b'0') {
+        return Some("0".into());
+    }
+    let point = (int.len() as i64).saturating_add(exponent);
+    let (whole, fraction) = if point <= 0 {
+        (String::new(), "0".repeat(point.unsigned_abs() as usize) + &digits)
+    } else if point as usize >= digits.len() {
+        (
+            digits.clone() + &"0".repeat(point as usize - digits.len()),
+            String::new(),
+        )
+    } else {
+        (
+            digits[..point as usize].to_string(),
+            digits[point as usize..].to_string(),
+        )
+    };
+    let whole = match whole.trim_start_matches('0') {
+        "" => "0",
+        w => w,
+    };
+    Some(match fraction.trim_end_matches('0') {
+        "" => format!("{sign}{whole}"),
+        f => format!("{sign}{whole}.{f}"),
+    })
 }
 
 pub fn parse_numeric(t: &str, input: &str) -> ExecResult<Decimal> {
@@ -435,7 +491,10 @@ pub fn parse_numeric(t: &str, input: &str) -> ExecResult<Decimal> {
         });
     }
     let parsed = if t.contains(['e', 'E']) {
-        Decimal::from_scientific(t)
+        match plain_decimal(t) {
+            Some(plain) => Decimal::from_str(&plain),
+            None => return Err(ExecError::invalid_text("numeric", input)),
+        }
     } else {
         Decimal::from_str(t)
     };
@@ -658,14 +717,23 @@ mod tests {
             "-0.1234567890123456789012345678",
             "1.50000000000000000000000000000000",
             "1e20",
+            "0.00000000000000000000000000000012e20",
+            "1.0e-28",
+            "1.50e-27",
         ] {
-            assert!(parse_numeric(ok, ok).is_ok(), "{ok}");
+            assert!(parse_numeric(ok, ok).is_ok(), "{ok}: {:?}", parse_numeric(ok, ok));
         }
+        assert_eq!(
+            parse_numeric("0.00000000000000000000000000000012e20", "").map(|d| d.to_string()),
+            Ok("0.000000000012".to_string())
+        );
         for lossy in [
             "12345678901234567890123456789.5",
             "1234567890123456789012345678901234",
             "0.1234567890123456789012345678901234",
             "0.00000000000000000000000000000001",
+            "1.5e-29",
+            "1e30",
         ] {
             assert!(
                 matches!(parse_numeric(lossy, lossy), Err(ExecError::NumericFieldOverflow { .. })),

@@ -14,7 +14,6 @@ use tracing::{debug, warn};
 
 use crate::frontend::conn::{Canceller, Conn, Handlers, Shared};
 
-/// Accepts clients until `stop` fires.
 /// One open client connection in the router's metrics, for as long as it lives.
 struct OpenConnection(Arc<crate::metrics::RouterMetrics>);
 
@@ -31,6 +30,7 @@ impl Drop for OpenConnection {
     }
 }
 
+/// Accepts clients until `stop` fires.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,

@@ -4,9 +4,9 @@
 //!
 //! JSON field names match columns case-insensitively (`Stud_id` is the column `stud_id`);
 //! answers spell columns with a leading capital, as the course does. The course's `Number` is
-//! `integer`, its `String` is `text`. Tessera places replicas itself: `/init` takes each shard's
-//! replica count from how many servers list it, and `/status` reports the real placement by
-//! node (`node1`, `node2`...).
+//! `integer`, its `String` is `text`. Tessera places replicas itself: `/init` gives the table as
+//! many replicas per shard as the most-listed shard has servers, and `/status` reports the real
+//! placement by node (`node1`, `node2`...).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -343,7 +343,7 @@ pub async fn status(State(engine): Api) -> ApiResult {
             ShardBounds::Range { from, to } => {
                 let low = from.as_ref().and_then(Value::as_i64);
                 let high = to.as_ref().and_then(Value::as_i64);
-                (low, low.zip(high).map(|(l, h)| h - l))
+                (low, low.zip(high).and_then(|(l, h)| h.checked_sub(l)))
             }
             _ => (None, None),
         };

@@ -37,12 +37,16 @@ impl Drop for Processes {
     }
 }
 
-fn free_addr() -> Result<String, BenchError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+/// `n` distinct free loopback addresses: the ports are all held until all are chosen, so no
+/// two children are given the same one.
+fn free_addrs(n: usize) -> Result<Vec<String>, BenchError> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
         .map_err(|e| BenchError::Setup(format!("cannot find a free port: {e}")))?;
-    listener
-        .local_addr()
-        .map(|a| a.to_string())
+    held.iter()
+        .map(|l| l.local_addr().map(|a| a.to_string()))
+        .collect::<Result<_, _>>()
         .map_err(|e| BenchError::Setup(format!("cannot find a free port: {e}")))
 }
 
@@ -65,7 +69,8 @@ fn spawn(name: &str, args: &[String], log_dir: &Path) -> Result<(String, Child),
 /// the router's two addresses and each node's address.
 async fn start(shape: &Shape, dir: &Path) -> Result<(Processes, String, String, Vec<String>), BenchError> {
     let data = |name: &str| -> String { dir.join(name).to_string_lossy().into_owned() };
-    let catalog = free_addr()?;
+    let mut addrs = free_addrs(shape.nodes as usize + 3)?;
+    let (catalog, sql, http) = (addrs.remove(0), addrs.remove(0), addrs.remove(0));
     let mut processes = Processes { children: Vec::new() };
     processes.children.push(spawn(
         "catalog",
@@ -81,8 +86,7 @@ async fn start(shape: &Shape, dir: &Path) -> Result<(Processes, String, String, 
         dir,
     )?);
     let mut nodes = Vec::new();
-    for i in 1..=shape.nodes {
-        let addr = free_addr()?;
+    for (i, addr) in (1..=shape.nodes).zip(addrs) {
         processes.children.push(spawn(
             &format!("node-{i}"),
             &[
@@ -98,7 +102,6 @@ async fn start(shape: &Shape, dir: &Path) -> Result<(Processes, String, String, 
         )?);
         nodes.push(addr);
     }
-    let (sql, http) = (free_addr()?, free_addr()?);
     processes.children.push(spawn(
         "router",
         &[
@@ -217,7 +220,8 @@ async fn write_through_a_kill(
             Ok(())
         }));
     }
-    while done.load(Ordering::Relaxed) < total / 2 {
+    // Half-way, unless the writers all stopped first (their errors are collected below).
+    while done.load(Ordering::Relaxed) < total / 2 && !tasks.iter().all(|t| t.is_finished()) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let victim = busiest_primary(sql).await?;

@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use sqlparser::ast;
 use tessera_types::rpc::{call_any, Request, Response};
 use tessera_types::Value;
 
 use crate::error::{Error, Result};
-use crate::exec::{rows_stream, Executor, Output};
+use crate::exec::{rows_stream, Executor, Output, RowStream};
 use crate::explain::explain;
 use crate::session::{Session, TxnStatus};
 use crate::sql::expr::{Ctx, Params};
@@ -34,6 +35,47 @@ pub struct Dispatcher {
     pub executor: Arc<Executor>,
     pub catalog: Vec<String>,
     pub metrics: Arc<crate::metrics::RouterMetrics>,
+}
+
+/// When the session's `statement_timeout` (milliseconds; 0 is none) ends a statement that
+/// starts now.
+fn statement_deadline(session: &Session) -> Option<tokio::time::Instant> {
+    let ms: u64 = session.setting("statement_timeout")?.parse().ok()?;
+    (ms > 0).then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(ms))
+}
+
+/// The output, with its rows cut off by `error` once `stop` completes (a deadline, a cancel
+/// request): a query's time is mostly spent streaming its rows, and dropping the stream stops
+/// the shards' scans.
+pub fn output_until(
+    output: Output,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    error: Error,
+) -> Output {
+    let stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = Box::pin(stop);
+    let limit = move |rows: RowStream| -> RowStream {
+        Box::pin(futures::stream::unfold(Some((rows, stop, error)), |state| async move {
+            let (mut rows, mut stop, error) = state?;
+            tokio::select! {
+                biased;
+                _ = &mut stop => Some((Err(error), None)),
+                item = rows.next() => item.map(|item| (item, Some((rows, stop, error)))),
+            }
+        }))
+    };
+    match output {
+        Output::Rows { columns, rows, tag } => Output::Rows {
+            columns,
+            rows: limit(rows),
+            tag,
+        },
+        Output::CopyOut { columns, rows, options } => Output::CopyOut {
+            columns,
+            rows: limit(rows),
+            options,
+        },
+        other => other,
+    }
 }
 
 /// Statements a failed transaction block still runs: its end, or a return to a savepoint.
@@ -68,11 +110,21 @@ impl Dispatcher {
             return Err(Error::TxnAborted);
         }
         let started = std::time::Instant::now();
-        let result = async {
+        let deadline = statement_deadline(session);
+        let work = async {
             let bound = self.bind(session, stmt, params)?;
             self.run_bound(session, bound).await
-        }
-        .await;
+        };
+        let result = match deadline {
+            None => work.await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, work).await {
+                Ok(result) => result.map(|ran| Ran {
+                    output: output_until(ran.output, tokio::time::sleep_until(deadline), Error::StatementTimeout),
+                    report: ran.report,
+                }),
+                Err(_) => Err(Error::StatementTimeout),
+            },
+        };
         self.metrics
             .statement(crate::metrics::kind(stmt), result.is_ok(), started.elapsed());
         if result.is_err() {

@@ -158,6 +158,19 @@ impl Conn {
         }
     }
 
+    /// The output's rows, cut off with "canceling statement due to user request" if a cancel
+    /// request for this session arrives while they stream.
+    fn until_cancelled(&self, output: Output) -> Output {
+        let mut rx = self.cancel.subscribe();
+        rx.borrow_and_update();
+        let cancelled = async move {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        crate::dispatch::output_until(output, cancelled, Error::Cancelled)
+    }
+
     /// Runs `fut` unless a cancel request for this session arrives first.
     async fn cancellable<T>(&self, fut: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
         let mut rx = self.cancel.subscribe();
@@ -390,6 +403,8 @@ impl SimpleQueryHandler for Conn {
                     break;
                 }
             };
+            let mut ran = ran;
+            ran.output = self.until_cancelled(ran.output);
             if let Some((name, value)) = ran.report {
                 client
                     .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value)))
@@ -733,13 +748,14 @@ impl ExtendedQueryHandler for Conn {
         let ran = self
             .cancellable(self.shared.dispatcher.run(&mut session, stmt, &Params::Values(values)))
             .await;
-        let ran = match ran {
+        let mut ran = match ran {
             Ok(r) => r,
             Err(e) => {
                 session.fail();
                 return Err(user_error(&e));
             }
         };
+        ran.output = self.until_cancelled(ran.output);
         drop(session);
         if let Some((name, value)) = ran.report {
             client

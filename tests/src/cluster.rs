@@ -45,6 +45,8 @@ pub struct ClusterOptions {
     /// More flags for every node, e.g. the hidden negative-control switches
     /// `--unsafe-ack-before-commit` and `--unsafe-skip-fsync`.
     pub node_flags: Vec<String>,
+    /// More flags for the router, e.g. `--max-connections 3`.
+    pub router_flags: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -56,6 +58,7 @@ impl ClusterOptions {
             skip_fsync: false,
             dead_after_ms: None,
             node_flags: Vec::new(),
+            router_flags: Vec::new(),
         }
     }
 }
@@ -146,7 +149,7 @@ impl Cluster {
             })
             .collect();
 
-        let router_args = args(&[
+        let mut router_args = args(&[
             "router",
             "--listen",
             &router_addr.to_string(),
@@ -157,6 +160,7 @@ impl Cluster {
             "--metrics",
             &metrics.router.to_string(),
         ]);
+        router_args.extend(options.router_flags.iter().map(OsString::from));
         let router = ManagedProcess::tied_to_test("router", &bin, router_args, dir.path().join("router.log"));
 
         let paused = vec![false; options.nodes];

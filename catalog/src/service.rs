@@ -84,11 +84,6 @@ impl Catalog {
     pub fn metrics(&self) -> String {
         use tessera_types::metrics::Exposition;
         let map = self.map();
-        let alive = map
-            .nodes
-            .values()
-            .filter(|n| n.state == tessera_types::schema::NodeState::Alive)
-            .count();
         let mut page = Exposition::default();
         page.single(
             "gauge",
@@ -96,16 +91,7 @@ impl Catalog {
             "Version of the cluster map.",
             map.version as f64,
         );
-        page.samples(
-            "gauge",
-            "tessera_catalog_nodes",
-            "Nodes registered, by state.",
-            &["state"],
-            &[
-                (vec!["alive".into()], alive as f64),
-                (vec!["dead".into()], (map.nodes.len() - alive) as f64),
-            ],
-        );
+        page.nodes_by_state("tessera_catalog_nodes", "Nodes registered, by state.", &map);
         page.single("gauge", "tessera_catalog_tables", "Tables.", map.tables.len() as f64);
         page.single("gauge", "tessera_catalog_shards", "Shards.", map.shards.len() as f64);
         let replicas: usize = map.shards.values().map(|s| s.replicas.len()).sum();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlparser::ast;
 use tessera_types::metrics::{Exposition, Family, Histogram};
-use tessera_types::schema::{ClusterMap, NodeState};
+use tessera_types::schema::ClusterMap;
 
 #[derive(Debug, Default)]
 pub struct RouterMetrics {
@@ -71,17 +71,7 @@ impl RouterMetrics {
             "Version of the cluster map the router routes by.",
             map.version as f64,
         );
-        let alive = map.nodes.values().filter(|n| n.state == NodeState::Alive).count();
-        page.samples(
-            "gauge",
-            "tessera_router_nodes",
-            "Nodes in the cluster map, by state.",
-            &["state"],
-            &[
-                (vec!["alive".into()], alive as f64),
-                (vec!["dead".into()], (map.nodes.len() - alive) as f64),
-            ],
-        );
+        page.nodes_by_state("tessera_router_nodes", "Nodes in the cluster map, by state.", map);
         page.single(
             "gauge",
             "tessera_router_shards",

@@ -16,22 +16,49 @@ use crate::run::StartError;
 /// Renders the page, on every scrape.
 pub type Page = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = String> + Send>> + Send + Sync>;
 
-/// Binds `addr` and serves `page` until `stop` turns true.
-pub async fn serve(
-    addr: &str,
-    page: Page,
-    mut stop: watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let listener = tokio::net::TcpListener::bind(addr)
+/// Binds the metrics address, if one is set: done before the part starts, so a port in use
+/// stops the process before anything else runs.
+pub async fn bind(addr: Option<&str>) -> Result<Option<tokio::net::TcpListener>, StartError> {
+    let Some(addr) = addr else { return Ok(None) };
+    tokio::net::TcpListener::bind(addr)
         .await
+        .map(Some)
         .map_err(|source| StartError::Listen {
             addr: addr.to_string(),
             source,
-        })?;
-    let bound = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| addr.to_string());
+        })
+}
+
+/// Serves a page on a bound listener until stopped.
+pub struct Server {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves `page` on `listener` (nothing, when there is none).
+    pub fn start(listener: Option<tokio::net::TcpListener>, page: Page) -> Server {
+        let (stop, stop_rx) = watch::channel(false);
+        Server {
+            task: listener.map(|l| serve(l, page, stop_rx)),
+            stop,
+        }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
+    }
+}
+
+fn serve(
+    listener: tokio::net::TcpListener,
+    page: Page,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -47,7 +74,7 @@ pub async fn serve(
         }),
     );
     info!(addr = %bound, "serving Prometheus metrics at /metrics");
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         let shutdown = async move {
             while !*stop.borrow() {
                 if stop.changed().await.is_err() {
@@ -56,5 +83,5 @@ pub async fn serve(
             }
         };
         let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    }))
+    })
 }

@@ -91,33 +91,9 @@ async fn serve(process: Process) -> Result<(), StartError> {
     }
 }
 
-/// Serves a part's metrics page on `addr` (when set) until the returned guard is stopped.
-struct MetricsServer {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl MetricsServer {
-    async fn start(addr: Option<&str>, page: crate::metrics::Page) -> Result<MetricsServer, StartError> {
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let task = match addr {
-            Some(addr) => Some(crate::metrics::serve(addr, page, stop_rx).await?),
-            None => None,
-        };
-        Ok(MetricsServer { stop, task })
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task {
-            let _ = task.await;
-        }
-    }
-}
-
 async fn catalog(config: CatalogConfig, mut stop: Stop) -> Result<(), StartError> {
     let data_dir = config.data_dir.clone();
-    let metrics_addr = config.metrics.clone();
+    let metrics_listener = crate::metrics::bind(config.metrics.as_deref()).await?;
     let Some(handle) = stop.until(tessera_catalog::start(config)).await.transpose()? else {
         return Ok(());
     };
@@ -126,13 +102,7 @@ async fn catalog(config: CatalogConfig, mut stop: Stop) -> Result<(), StartError
         let page = catalog.metrics();
         Box::pin(async move { page })
     });
-    let metrics = match MetricsServer::start(metrics_addr.as_deref(), page).await {
-        Ok(m) => m,
-        Err(e) => {
-            handle.shutdown().await;
-            return Err(e);
-        }
-    };
+    let metrics = crate::metrics::Server::start(metrics_listener, page);
     info!(addr = %handle.addr, data_dir = %data_dir.display(), "catalog ready");
     stop.wait().await;
     metrics.stop().await;
@@ -142,7 +112,7 @@ async fn catalog(config: CatalogConfig, mut stop: Stop) -> Result<(), StartError
 }
 
 async fn node(config: NodeConfig, mut stop: Stop) -> Result<(), StartError> {
-    let metrics_addr = config.metrics.clone();
+    let metrics_listener = crate::metrics::bind(config.metrics.as_deref()).await?;
     let Some(handle) = stop.until(start_node(config)).await.transpose()? else {
         return Ok(());
     };
@@ -151,13 +121,7 @@ async fn node(config: NodeConfig, mut stop: Stop) -> Result<(), StartError> {
         let node = node.clone();
         Box::pin(async move { node.metrics().await })
     });
-    let metrics = match MetricsServer::start(metrics_addr.as_deref(), page).await {
-        Ok(m) => m,
-        Err(e) => {
-            handle.shutdown().await;
-            return Err(e);
-        }
-    };
+    let metrics = crate::metrics::Server::start(metrics_listener, page);
     info!(node = handle.node.id, addr = %handle.addr, "node ready");
     stop.wait().await;
     metrics.stop().await;
@@ -190,7 +154,7 @@ async fn start_node(config: NodeConfig) -> Result<NodeHandle, NodeError> {
 }
 
 async fn router(config: RouterConfig, mut stop: Stop) -> Result<(), StartError> {
-    let metrics_addr = config.metrics.clone();
+    let metrics_listener = crate::metrics::bind(config.metrics.as_deref()).await?;
     let Some(handle) = stop.until(tessera_router::start(config)).await.transpose()? else {
         return Ok(());
     };
@@ -199,13 +163,7 @@ async fn router(config: RouterConfig, mut stop: Stop) -> Result<(), StartError> 
         let page = render();
         Box::pin(async move { page })
     });
-    let metrics = match MetricsServer::start(metrics_addr.as_deref(), page).await {
-        Ok(m) => m,
-        Err(e) => {
-            handle.shutdown().await;
-            return Err(e);
-        }
-    };
+    let metrics = crate::metrics::Server::start(metrics_listener, page);
     info!(addr = %handle.addr, "router ready");
     stop.wait().await;
     metrics.stop().await;

@@ -25,6 +25,7 @@
 //! - [`psql`]: running the `psql` program.
 //! - [`differential`]: replaying a SQL script on Tessera and PostgreSQL and comparing every
 //!   statement's outcome.
+//! - [`writes`]: concurrent writers for the fault tests and what their answers mean.
 //! - [`script`]: running a client program in another language (`tests/python/*.py`,
 //!   `tests/java/*.java`) against a fresh cluster, for the driver tests.
 //!
@@ -47,6 +48,7 @@ pub mod process;
 pub mod psql;
 pub mod replication;
 pub mod script;
+pub mod writes;
 
 pub use client::{
     connect, describe_error, execute, query_count, query_error, query_rows, retry_until, simple_rows, sqlstate,

@@ -6,20 +6,38 @@ use std::process::Command;
 
 use tessera_tests::binaries::tessera_bin;
 
-fn bench_course(config: &str, via: &str) -> serde_json::Value {
+/// Runs `tessera bench ARGS --json` and returns its JSON; panics with its output if it fails.
+fn bench_json(args: &[&str]) -> serde_json::Value {
     let output = Command::new(tessera_bin())
-        .args(["bench", "course", "--config", config, "--via", via])
-        .args(["--writes", "300", "--reads", "200", "--clients", "4", "--json"])
+        .arg("bench")
+        .args(args)
+        .arg("--json")
         .env("RUST_LOG", "warn")
         .output()
-        .expect("cannot run tessera bench course");
+        .expect("cannot run tessera bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "tessera bench course --config {config} --via {via} failed: {}\n{stdout}",
+        "tessera bench {args:?} failed: {}\n{stdout}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
+}
+
+fn bench_course(config: &str, via: &str) -> serde_json::Value {
+    bench_json(&[
+        "course",
+        "--config",
+        config,
+        "--via",
+        via,
+        "--writes",
+        "300",
+        "--reads",
+        "200",
+        "--clients",
+        "4",
+    ])
 }
 
 #[test]
@@ -49,29 +67,7 @@ fn the_course_benchmark_writes_reads_and_verifies_through_sql_and_http() {
 
 #[test]
 fn the_balance_benchmark_counts_every_read_once_and_reports_key_movement() {
-    let output = Command::new(tessera_bin())
-        .args([
-            "bench",
-            "balance",
-            "--nodes",
-            "3",
-            "--requests",
-            "300",
-            "--clients",
-            "4",
-            "--json",
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("cannot run tessera bench balance");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "tessera bench balance failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let doc: serde_json::Value =
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    let doc = bench_json(&["balance", "--nodes", "3", "--requests", "300", "--clients", "4"]);
     let reads: Vec<i64> = doc["reads_per_node"][0]["reads"]
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_i64()).collect())

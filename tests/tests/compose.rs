@@ -17,7 +17,6 @@
 //! Without a reachable Docker engine the test prints a `SKIPPED:` line naming the reason and
 //! passes; scripts/test.sh prints the same line before the tests start.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,16 +24,15 @@ use std::time::{Duration, Instant};
 
 use tessera_tests::compose::{self, docker_engine, ComposeCluster, NODES, SERVICES};
 use tessera_tests::replication::{self, wait_for_replicas_to_agree};
+use tessera_tests::writes::{events_writer, longest_stall, tally, write_problems, WriterLog, STATEMENT_WAIT};
 use tessera_tests::{connect, describe_error, retry_until, simple_rows, TextRows};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// How long the cluster may take to serve again after a fault.
 const RECOVERY: Duration = Duration::from_secs(60);
 /// How long the replicas of every shard may take to reach the same applied index.
 const CONVERGENCE: Duration = Duration::from_secs(60);
 /// How long the writers wait for one statement before counting its outcome as unknown.
-const STATEMENT_WAIT: Duration = Duration::from_secs(20);
 /// Longer than the shard groups' election timeout (700–1400 ms) with room to spare.
 const PAST_ELECTION_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long the writers run between two faults, and while a node is away.
@@ -63,125 +61,6 @@ fn fail(message: &str) -> ! {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Writers and what their answers mean (as in failover.rs)
-// ---------------------------------------------------------------------------------------------
-
-/// What a write's answer says about whether it was applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    /// It was applied and must survive.
-    Acknowledged,
-    /// SQLSTATE 40003, a broken connection or no answer in time: applied at most once.
-    Unknown(String),
-    /// Any other error: it must not have been applied.
-    Failed(String),
-}
-
-async fn write(client: &Client, sql: &str) -> (Outcome, u64) {
-    match tokio::time::timeout(STATEMENT_WAIT, client.simple_query(sql)).await {
-        Ok(Ok(messages)) => {
-            let count = messages
-                .iter()
-                .find_map(|m| match m {
-                    SimpleQueryMessage::CommandComplete(n) => Some(*n),
-                    _ => None,
-                })
-                .unwrap_or(0);
-            (Outcome::Acknowledged, count)
-        }
-        Ok(Err(e)) => match e.code() {
-            Some(code) if code.code() != "40003" => (Outcome::Failed(describe_error(&e)), 0),
-            _ => (Outcome::Unknown(describe_error(&e)), 0),
-        },
-        Err(_) => (Outcome::Unknown(format!("no answer within {STATEMENT_WAIT:?}")), 0),
-    }
-}
-
-/// A client connection to the first router of a list that accepts one, as a client given
-/// several hosts does; it reconnects when its connection broke or a statement hung.
-struct Connection {
-    routers: Vec<SocketAddr>,
-    client: Option<(Client, SocketAddr)>,
-}
-
-impl Connection {
-    fn new(routers: Vec<SocketAddr>) -> Self {
-        Connection { routers, client: None }
-    }
-
-    async fn get(&mut self) -> Option<(&Client, SocketAddr)> {
-        if self.client.as_ref().is_none_or(|(c, _)| c.is_closed()) {
-            self.client = None;
-            for addr in &self.routers {
-                if let Ok(client) = connect(*addr).await {
-                    self.client = Some((client, *addr));
-                    break;
-                }
-            }
-        }
-        self.client.as_ref().map(|(c, a)| (c, *a))
-    }
-
-    fn discard(&mut self) {
-        self.client = None;
-    }
-}
-
-#[derive(Debug, Default)]
-struct WriterLog {
-    acknowledged_inserts: Vec<i64>,
-    unknown_inserts: Vec<(i64, String)>,
-    failed_inserts: Vec<(i64, String)>,
-    acknowledged_increments: u64,
-    unknown_increments: Vec<String>,
-    failed_increments: Vec<String>,
-    /// When each acknowledgement arrived, and through which router.
-    acknowledged_at: Vec<(Instant, SocketAddr)>,
-    /// Answers that contradict the statement (a row count other than 1).
-    anomalies: Vec<String>,
-}
-
-/// Writer `w`: inserts `events` rows with keys of its own and, every third statement,
-/// increments its counter, until `stop`.
-async fn writer(routers: Vec<SocketAddr>, w: i64, stop: Arc<AtomicBool>) -> WriterLog {
-    let mut log = WriterLog::default();
-    let mut connection = Connection::new(routers);
-    let mut seq: i64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let Some((client, router)) = connection.get().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        seq += 1;
-        let increment = seq % 3 == 0;
-        let key = w * 1_000_000 + seq;
-        let sql = if increment {
-            format!("UPDATE counters SET n = n + 1 WHERE w = {w}")
-        } else {
-            format!("INSERT INTO events VALUES ({key}, {w}, {})", seq * 7)
-        };
-        let (outcome, count) = write(client, &sql).await;
-        if outcome == Outcome::Acknowledged && count != 1 {
-            log.anomalies.push(format!("`{sql}` reported {count} rows"));
-        }
-        match (&outcome, increment) {
-            (Outcome::Acknowledged, true) => log.acknowledged_increments += 1,
-            (Outcome::Acknowledged, false) => log.acknowledged_inserts.push(key),
-            (Outcome::Unknown(e), true) => log.unknown_increments.push(e.clone()),
-            (Outcome::Unknown(e), false) => log.unknown_inserts.push((key, e.clone())),
-            (Outcome::Failed(e), true) => log.failed_increments.push(e.clone()),
-            (Outcome::Failed(e), false) => log.failed_inserts.push((key, e.clone())),
-        }
-        match outcome {
-            Outcome::Acknowledged => log.acknowledged_at.push((Instant::now(), router)),
-            Outcome::Unknown(_) => connection.discard(),
-            Outcome::Failed(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    log
-}
-
-// ---------------------------------------------------------------------------------------------
 // Reading the cluster
 // ---------------------------------------------------------------------------------------------
 
@@ -193,13 +72,6 @@ async fn read_rows(router: SocketAddr, sql: &str) -> TextRows {
     })
     .await;
     result.unwrap_or_else(|e| fail(&e))
-}
-
-fn int(value: &Option<String>) -> i64 {
-    value
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("expected an integer, got {value:?}"))
 }
 
 /// The node services leading some shard, the current primary of `shard` first, skipping
@@ -233,32 +105,6 @@ fn pick(preferred: &[&'static str], except: &[&str]) -> &'static str {
         .copied()
         .or_else(|| NODES.into_iter().find(|n| !except.contains(n)))
         .unwrap_or_else(|| fail("no node left to pick"))
-}
-
-/// The longest time without any acknowledgement between `from` and `to`.
-fn longest_stall(acknowledged_at: &[Instant], from: Instant, to: Instant) -> Duration {
-    let mut points: Vec<Instant> = acknowledged_at
-        .iter()
-        .copied()
-        .filter(|t| *t >= from && *t <= to)
-        .collect();
-    points.push(from);
-    points.push(to);
-    points.sort();
-    points.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
-}
-
-fn error_summary<'a>(errors: impl Iterator<Item = &'a String>) -> String {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for e in errors {
-        let short: String = e.chars().take(120).collect();
-        *counts.entry(short).or_default() += 1;
-    }
-    counts
-        .iter()
-        .map(|(e, n)| format!("{n} × {e}"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,7 +153,14 @@ async fn acknowledged_writes_survive_container_faults() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<JoinHandle<WriterLog>> = (0..WRITERS)
-        .map(|w| tokio::spawn(writer(vec![router_1, router_2], w, stop.clone())))
+        .map(|w| {
+            tokio::spawn(events_writer(
+                vec![router_1, router_2],
+                w,
+                stop.clone(),
+                Duration::from_millis(50),
+            ))
+        })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Each fault: what, when it began, when it was undone.
@@ -387,40 +240,11 @@ async fn acknowledged_writes_survive_container_faults() {
             longest_stall(&times, *undone, until).as_millis()
         );
     }
-    let acknowledged: BTreeSet<i64> = logs
-        .iter()
-        .flat_map(|l| l.acknowledged_inserts.iter().copied())
-        .collect();
-    let unknown: BTreeMap<i64, &String> = logs
-        .iter()
-        .flat_map(|l| l.unknown_inserts.iter().map(|(k, e)| (*k, e)))
-        .collect();
-    let failed: BTreeMap<i64, &String> = logs
-        .iter()
-        .flat_map(|l| l.failed_inserts.iter().map(|(k, e)| (*k, e)))
-        .collect();
-    eprintln!(
-        "compose: {} inserts acknowledged, {} unknown, {} failed; {} increments acknowledged, {} unknown, {} failed",
-        acknowledged.len(),
-        unknown.len(),
-        failed.len(),
-        logs.iter().map(|l| l.acknowledged_increments).sum::<u64>(),
-        logs.iter().map(|l| l.unknown_increments.len()).sum::<usize>(),
-        logs.iter().map(|l| l.failed_increments.len()).sum::<usize>(),
-    );
-    let all_errors = logs.iter().flat_map(|l| {
-        l.unknown_inserts
-            .iter()
-            .chain(&l.failed_inserts)
-            .map(|(_, e)| e)
-            .chain(&l.unknown_increments)
-            .chain(&l.failed_increments)
-    });
-    eprintln!("compose: errors seen: {}", error_summary(all_errors));
-    if acknowledged.len() < 50 {
+    let tally = tally(&logs, "compose");
+    if tally.acknowledged.len() < 50 {
         fail(&format!(
             "only {} inserts were acknowledged: the writers hardly ran",
-            acknowledged.len()
+            tally.acknowledged.len()
         ));
     }
     let through_router_2 = acknowledged_at
@@ -431,51 +255,9 @@ async fn acknowledged_writes_survive_container_faults() {
         fail("no write was acknowledged through router-2 after router-1 was killed");
     }
 
-    // Every acknowledged insert is there exactly once; nothing is there that was never
-    // attempted or that failed for sure.
-    let rows = read_rows(router_2, "SELECT k, writer, v FROM events").await;
-    let mut present: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
-    for row in &rows {
-        present
-            .entry(int(&row[0]))
-            .or_default()
-            .push((int(&row[1]), int(&row[2])));
-    }
-    let mut problems = Vec::new();
-    for k in &acknowledged {
-        let expected = (k / 1_000_000, (k % 1_000_000) * 7);
-        match present.get(k).map(Vec::as_slice) {
-            None | Some([]) => problems.push(format!("acknowledged insert {k} is missing")),
-            Some([row]) if *row == expected => {}
-            Some(found) => problems.push(format!("insert {k}: expected one row {expected:?}, found {found:?}")),
-        }
-    }
-    for (k, found) in &present {
-        if let Some(e) = failed.get(k) {
-            problems.push(format!(
-                "insert {k} failed with a definite error ({e}) but its row is there: {found:?}"
-            ));
-        } else if !acknowledged.contains(k) && !unknown.contains_key(k) {
-            problems.push(format!("row {k} was never written: {found:?}"));
-        } else if found.len() > 1 {
-            problems.push(format!("insert {k} is there {} times: {found:?}", found.len()));
-        }
-    }
-    // Each counter counts every acknowledged increment, and at most the unknown ones besides.
+    let events = read_rows(router_2, "SELECT k, writer, v FROM events").await;
     let counters = read_rows(router_2, "SELECT w, n FROM counters").await;
-    let counters: BTreeMap<i64, i64> = counters.iter().map(|r| (int(&r[0]), int(&r[1]))).collect();
-    for (w, log) in logs.iter().enumerate() {
-        let low = log.acknowledged_increments as i64;
-        let high = low + log.unknown_increments.len() as i64;
-        match counters.get(&(w as i64)) {
-            Some(n) if (low..=high).contains(n) => {}
-            other => problems.push(format!(
-                "counter of writer {w} is {other:?}: {low} increments were acknowledged, {} unknown",
-                high - low
-            )),
-        }
-        problems.extend(log.anomalies.iter().cloned());
-    }
+    let problems = write_problems(&logs, &tally, &events, &counters);
     if !problems.is_empty() {
         let shown: Vec<String> = problems.iter().take(30).map(|p| format!("  {p}")).collect();
         fail(&format!(
@@ -511,23 +293,23 @@ async fn acknowledged_writes_survive_container_faults() {
     };
     if agreed.len() != SHARDS
         || agreed.values().any(|a| a.replicas != REPLICAS)
-        || rows_in("events_") != rows.len() as i64
+        || rows_in("events_") != events.len() as i64
         || rows_in("counters_") != WRITERS
     {
         fail(&format!(
             "expected {SHARDS} shards of {REPLICAS} agreeing replicas holding the {} rows of events and the \
              {WRITERS} counters, found: {summary:?}",
-            rows.len()
+            events.len()
         ));
     }
 
     // Router 1, started again, serves the same rows; every container is healthy again.
     cluster.start_service("router-1").await.unwrap_or_else(|e| fail(&e));
     let count = read_rows(router_1, "SELECT count(*) FROM events").await;
-    if count != vec![vec![Some(rows.len().to_string())]] {
+    if count != vec![vec![Some(events.len().to_string())]] {
         fail(&format!(
             "router-1, started again, counts {count:?} events rows; router-2 read {}",
-            rows.len()
+            events.len()
         ));
     }
     cluster

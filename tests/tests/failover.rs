@@ -22,7 +22,7 @@
 //! The tests of this file run one at a time (see [`one_at_a_time`]): each runs a cluster of five
 //! processes whose Raft timers a second cluster on the same two cores would disturb.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,16 +30,16 @@ use std::time::{Duration, Instant};
 
 use tessera_tests::linearizability::{self, Answer, Call, History, Operation};
 use tessera_tests::replication::{self, wait_for_primary, wait_for_replicas_to_agree};
+use tessera_tests::writes::{
+    events_writer, int, longest_stall, tally, write, write_problems, Connection, Outcome, WriterLog, STATEMENT_WAIT,
+};
 use tessera_tests::{connect, describe_error, execute, retry_until, simple_rows, Cluster, ClusterOptions};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// How long a cluster may take to serve again after a fault (elections, restarts).
 const RECOVERY: Duration = Duration::from_secs(45);
 /// How long the replicas of every shard may take to reach the same applied index.
 const CONVERGENCE: Duration = Duration::from_secs(30);
-/// How long the harness waits for one statement before counting its outcome as unknown.
-const STATEMENT_WAIT: Duration = Duration::from_secs(20);
 /// Longer than the shard groups' election timeout (700–1400 ms) with room to spare.
 const PAST_ELECTION_TIMEOUT: Duration = Duration::from_millis(2_500);
 
@@ -64,74 +64,6 @@ fn fail(message: &str) -> ! {
     panic!("{message}")
 }
 
-// ---------------------------------------------------------------------------------------------
-// Writes and what their answers mean
-// ---------------------------------------------------------------------------------------------
-
-/// What a write's answer says about whether it was applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    /// It was applied and must survive.
-    Acknowledged,
-    /// SQLSTATE 40003, a broken connection or no answer in time: it may or may not have been
-    /// applied, at most once.
-    Unknown(String),
-    /// Any other error: it must not have been applied.
-    Failed(String),
-}
-
-fn outcome_of(error: &tokio_postgres::Error) -> Outcome {
-    match error.code() {
-        Some(code) if code.code() == "40003" => Outcome::Unknown(describe_error(error)),
-        Some(_) => Outcome::Failed(describe_error(error)),
-        None => Outcome::Unknown(describe_error(error)),
-    }
-}
-
-/// Runs one autocommit statement through the simple query protocol: its outcome and the row
-/// count it reported.
-async fn write(client: &Client, sql: &str) -> (Outcome, u64) {
-    match tokio::time::timeout(STATEMENT_WAIT, client.simple_query(sql)).await {
-        Ok(Ok(messages)) => {
-            let count = messages
-                .iter()
-                .find_map(|m| match m {
-                    SimpleQueryMessage::CommandComplete(n) => Some(*n),
-                    _ => None,
-                })
-                .unwrap_or(0);
-            (Outcome::Acknowledged, count)
-        }
-        Ok(Err(e)) => (outcome_of(&e), 0),
-        Err(_) => (Outcome::Unknown(format!("no answer within {STATEMENT_WAIT:?}")), 0),
-    }
-}
-
-/// A client connection that reconnects when its connection broke or a statement hung.
-struct Connection {
-    addr: SocketAddr,
-    client: Option<Client>,
-}
-
-impl Connection {
-    fn new(addr: SocketAddr) -> Self {
-        Connection { addr, client: None }
-    }
-
-    /// The current client, connecting first if needed; `None` if the router refuses now.
-    async fn get(&mut self) -> Option<&Client> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = connect(self.addr).await.ok();
-        }
-        self.client.as_ref()
-    }
-
-    /// Forgets the client after a hung statement, whose answer would confuse the next one.
-    fn discard(&mut self) {
-        self.client = None;
-    }
-}
-
 /// Reads `sql` through a new connection, retried on errors while the cluster recovers.
 async fn read_rows(cluster: &Cluster, sql: &str) -> Vec<Vec<Option<String>>> {
     let result = retry_until(&format!("`{sql}`"), RECOVERY, || async {
@@ -140,13 +72,6 @@ async fn read_rows(cluster: &Cluster, sql: &str) -> Vec<Vec<Option<String>>> {
     })
     .await;
     result.unwrap_or_else(|e| fail(&e))
-}
-
-fn int(value: &Option<String>) -> i64 {
-    value
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("expected an integer, got {value:?}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -166,90 +91,6 @@ const EVENTS_DDL: [&str; 8] = [
     "CREATE TABLE counters_high PARTITION OF counters FOR VALUES FROM (4) TO (8)",
 ];
 
-/// What one writer did.
-#[derive(Debug, Default)]
-struct WriterLog {
-    acknowledged_inserts: Vec<i64>,
-    unknown_inserts: Vec<(i64, String)>,
-    failed_inserts: Vec<(i64, String)>,
-    acknowledged_increments: u64,
-    unknown_increments: Vec<String>,
-    failed_increments: Vec<String>,
-    /// When each acknowledgement arrived.
-    acknowledged_at: Vec<Instant>,
-    /// Answers that contradict the statement (an insert or an increment of one existing row
-    /// that reports another row count than 1).
-    anomalies: Vec<String>,
-}
-
-/// Writer `w`: inserts `events` rows with keys of its own and, every third statement,
-/// increments its counter, until `stop`.
-async fn events_writer(addr: SocketAddr, w: i64, stop: Arc<AtomicBool>) -> WriterLog {
-    let mut log = WriterLog::default();
-    let mut connection = Connection::new(addr);
-    let mut seq: i64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let Some(client) = connection.get().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        seq += 1;
-        let increment = seq % 3 == 0;
-        let key = w * 1_000_000 + seq;
-        let sql = if increment {
-            format!("UPDATE counters SET n = n + 1 WHERE w = {w}")
-        } else {
-            format!("INSERT INTO events VALUES ({key}, {w}, {})", seq * 7)
-        };
-        let (outcome, count) = write(client, &sql).await;
-        if outcome == Outcome::Acknowledged && count != 1 {
-            log.anomalies.push(format!("`{sql}` reported {count} rows"));
-        }
-        match (&outcome, increment) {
-            (Outcome::Acknowledged, true) => log.acknowledged_increments += 1,
-            (Outcome::Acknowledged, false) => log.acknowledged_inserts.push(key),
-            (Outcome::Unknown(e), true) => log.unknown_increments.push(e.clone()),
-            (Outcome::Unknown(e), false) => log.unknown_inserts.push((key, e.clone())),
-            (Outcome::Failed(e), true) => log.failed_increments.push(e.clone()),
-            (Outcome::Failed(e), false) => log.failed_inserts.push((key, e.clone())),
-        }
-        match outcome {
-            Outcome::Acknowledged => log.acknowledged_at.push(Instant::now()),
-            Outcome::Unknown(_) => connection.discard(),
-            Outcome::Failed(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-    log
-}
-
-/// The longest time without any acknowledgement between `from` and `to`, counting from `from`
-/// to the first acknowledgement and from the last one to `to`.
-fn longest_stall(acknowledged_at: &[Instant], from: Instant, to: Instant) -> Duration {
-    let mut points: Vec<Instant> = acknowledged_at
-        .iter()
-        .copied()
-        .filter(|t| *t >= from && *t <= to)
-        .collect();
-    points.push(from);
-    points.push(to);
-    points.sort();
-    points.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
-}
-
-/// Counts each error message (without the parts that vary) for a summary.
-fn error_summary<'a>(errors: impl Iterator<Item = &'a String>) -> String {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for e in errors {
-        let short: String = e.chars().take(120).collect();
-        *counts.entry(short).or_default() += 1;
-    }
-    counts
-        .iter()
-        .map(|(e, n)| format!("{n} × {e}"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_writes_survive_a_primary_kill() {
     let _serial = one_at_a_time().await;
@@ -263,7 +104,14 @@ async fn acknowledged_writes_survive_a_primary_kill() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<JoinHandle<WriterLog>> = (0..WRITERS)
-        .map(|w| tokio::spawn(events_writer(cluster.router_addr(), w, stop.clone())))
+        .map(|w| {
+            tokio::spawn(events_writer(
+                vec![cluster.router_addr()],
+                w,
+                stop.clone(),
+                Duration::from_millis(20),
+            ))
+        })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -302,7 +150,10 @@ async fn acknowledged_writes_survive_a_primary_kill() {
     cluster.heal_nodes().await;
 
     // The stalls, printed and not asserted (the machine is shared and noisy).
-    let mut acknowledged_at: Vec<Instant> = logs.iter().flat_map(|l| l.acknowledged_at.iter().copied()).collect();
+    let mut acknowledged_at: Vec<Instant> = logs
+        .iter()
+        .flat_map(|l| l.acknowledged_at.iter().map(|(t, _)| *t))
+        .collect();
     acknowledged_at.sort();
     let after_kill = longest_stall(&acknowledged_at, killed_at, paused_at);
     let around_pause = longest_stall(&acknowledged_at, paused_at, stopped_at);
@@ -317,94 +168,20 @@ async fn acknowledged_writes_survive_a_primary_kill() {
         (stopped_at - resumed_at).as_millis()
     );
 
-    let acknowledged: BTreeSet<i64> = logs
-        .iter()
-        .flat_map(|l| l.acknowledged_inserts.iter().copied())
-        .collect();
-    let unknown: BTreeMap<i64, &String> = logs
-        .iter()
-        .flat_map(|l| l.unknown_inserts.iter().map(|(k, e)| (*k, e)))
-        .collect();
-    let failed: BTreeMap<i64, &String> = logs
-        .iter()
-        .flat_map(|l| l.failed_inserts.iter().map(|(k, e)| (*k, e)))
-        .collect();
-    eprintln!(
-        "failover: {} inserts acknowledged, {} unknown, {} failed; {} increments acknowledged, {} unknown, {} failed",
-        acknowledged.len(),
-        unknown.len(),
-        failed.len(),
-        logs.iter().map(|l| l.acknowledged_increments).sum::<u64>(),
-        logs.iter().map(|l| l.unknown_increments.len()).sum::<usize>(),
-        logs.iter().map(|l| l.failed_increments.len()).sum::<usize>(),
-    );
-    let all_errors = logs.iter().flat_map(|l| {
-        l.unknown_inserts
-            .iter()
-            .chain(&l.failed_inserts)
-            .map(|(_, e)| e)
-            .chain(&l.unknown_increments)
-            .chain(&l.failed_increments)
-    });
-    eprintln!("failover: errors seen: {}", error_summary(all_errors));
+    let tally = tally(&logs, "failover");
     assert!(
-        acknowledged.len() > 50,
+        tally.acknowledged.len() > 50,
         "only {} inserts were acknowledged: the writers hardly ran",
-        acknowledged.len()
+        tally.acknowledged.len()
     );
     let after_kill_acks = acknowledged_at.iter().filter(|t| **t > killed_at).count();
     if after_kill_acks == 0 {
         fail("no write was acknowledged after the kill");
     }
 
-    // Every acknowledged insert is there exactly once; nothing is there that was never
-    // attempted or that failed for sure.
-    let rows = read_rows(&cluster, "SELECT k, writer, v FROM events").await;
-    let mut present: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
-    for row in &rows {
-        present
-            .entry(int(&row[0]))
-            .or_default()
-            .push((int(&row[1]), int(&row[2])));
-    }
-    let mut problems = Vec::new();
-    for k in &acknowledged {
-        let expected = (k / 1_000_000, (k % 1_000_000) * 7);
-        match present.get(k).map(Vec::as_slice) {
-            None | Some([]) => problems.push(format!("acknowledged insert {k} is missing")),
-            Some([row]) if *row == expected => {}
-            Some(found) => problems.push(format!("insert {k}: expected one row {expected:?}, found {found:?}")),
-        }
-    }
-    for (k, found) in &present {
-        if let Some(e) = failed.get(k) {
-            problems.push(format!(
-                "insert {k} failed with a definite error ({e}) but its row is there: {found:?}"
-            ));
-        } else if !acknowledged.contains(k) && !unknown.contains_key(k) {
-            problems.push(format!("row {k} was never written: {found:?}"));
-        } else if found.len() > 1 {
-            problems.push(format!("insert {k} is there {} times: {found:?}", found.len()));
-        }
-    }
-
-    // Each counter counts every acknowledged increment, and at most the unknown ones besides.
+    let events = read_rows(&cluster, "SELECT k, writer, v FROM events").await;
     let counters = read_rows(&cluster, "SELECT w, n FROM counters").await;
-    let counters: BTreeMap<i64, i64> = counters.iter().map(|r| (int(&r[0]), int(&r[1]))).collect();
-    for (w, log) in logs.iter().enumerate() {
-        let low = log.acknowledged_increments as i64;
-        let high = low + log.unknown_increments.len() as i64;
-        match counters.get(&(w as i64)) {
-            Some(n) if (low..=high).contains(n) => {}
-            other => problems.push(format!(
-                "counter of writer {w} is {other:?}: {low} increments were acknowledged, {} unknown \
-                 ({} failed for sure)",
-                high - low,
-                log.failed_increments.len()
-            )),
-        }
-        problems.extend(log.anomalies.iter().cloned());
-    }
+    let problems = write_problems(&logs, &tally, &events, &counters);
     if !problems.is_empty() {
         let shown: Vec<&String> = problems.iter().take(30).collect();
         fail(&format!(
@@ -437,13 +214,13 @@ async fn acknowledged_writes_survive_a_primary_kill() {
     };
     if agreed.len() != 6
         || agreed.values().any(|a| a.replicas != 3)
-        || rows_in("events_") != rows.len() as i64
+        || rows_in("events_") != events.len() as i64
         || rows_in("counters_") != WRITERS
     {
         fail(&format!(
             "expected 6 shards of 3 agreeing replicas holding the {} rows of events and the {WRITERS} \
                  counters, found: {summary:?}",
-            rows.len()
+            events.len()
         ));
     }
     cluster.check_processes().unwrap_or_else(|e| panic!("{e}"));
@@ -494,10 +271,10 @@ const ITEMS_DDL: [&str; 4] = [
 /// Writer `w` inserts `items` rows of its own until `stop`, recording each acknowledged row in
 /// `acknowledged` the moment its answer arrives.
 async fn items_writer(addr: SocketAddr, w: i64, stop: Arc<AtomicBool>, acknowledged: Arc<Mutex<Acknowledged>>) {
-    let mut connection = Connection::new(addr);
+    let mut connection = Connection::new(vec![addr]);
     let mut seq = 0;
     while !stop.load(Ordering::Relaxed) {
-        let Some(client) = connection.get().await else {
+        let Some((client, _)) = connection.get().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -741,11 +518,11 @@ async fn register_client(addr: SocketAddr, c: usize, done: Arc<AtomicUsize>) -> 
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (c as u64 + 1).wrapping_mul(0x1234_5678_9abc_def1));
     let mut operations = Vec::new();
     let mut anomalies = Vec::new();
-    let mut connection = Connection::new(addr);
+    let mut connection = Connection::new(vec![addr]);
     let mut last_seen: i64 = 0;
     let mut next_value = (c as i64 + 1) * 1_000_000;
     while done.load(Ordering::Relaxed) < REGISTER_OPS {
-        let Some(client) = connection.get().await else {
+        let Some((client, _)) = connection.get().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };

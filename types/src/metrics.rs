@@ -104,6 +104,20 @@ impl Exposition {
         self.samples(kind, name, help, &[], &[(Vec::new(), value)]);
     }
 
+    /// A gauge of a cluster map's nodes, one sample per state (`alive`, `dead`).
+    pub fn nodes_by_state(&mut self, name: &str, help: &str, map: &crate::schema::ClusterMap) {
+        let alive = map
+            .nodes
+            .values()
+            .filter(|n| n.state == crate::schema::NodeState::Alive)
+            .count();
+        let samples = [
+            (vec!["alive".to_string()], alive as f64),
+            (vec!["dead".to_string()], (map.nodes.len() - alive) as f64),
+        ];
+        self.samples("gauge", name, help, &["state"], &samples);
+    }
+
     /// A family of counters.
     pub fn counters(&mut self, name: &str, help: &str, labels: &[&str], family: &Family<AtomicU64>) {
         let samples: Vec<(Vec<String>, f64)> = family

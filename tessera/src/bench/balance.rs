@@ -17,7 +17,7 @@ use serde_json::json;
 use tessera_types::ring::Ring;
 
 use super::{connect, BenchError};
-use crate::dev::{Cluster, DevConfig};
+use crate::dev::Cluster;
 
 /// Rows of the table the reads go to.
 const ROWS: i64 = 1_000;
@@ -64,19 +64,8 @@ fn moved_share(from: &Ring, to: &Ring) -> f64 {
 
 /// Starts an `n`-node cluster, reads, and counts reads per node.
 async fn serve(args: &BalanceArgs, n: u32) -> Result<Served, BenchError> {
-    let scratch =
-        tempfile::tempdir().map_err(|e| BenchError::Setup(format!("cannot make a scratch directory: {e}")))?;
-    let config = DevConfig {
-        listen: "127.0.0.1:0".into(),
-        data_dir: scratch.path().join("tessera"),
-        nodes: n,
-        replicas: Some(n),
-        http: "127.0.0.1:0".into(),
-    };
-    config.validate().map_err(BenchError::Setup)?;
-    if !args.json {
-        eprintln!("bench balance: {n} nodes, {} point reads", args.requests);
-    }
+    let (_scratch, config) = super::scratch_cluster(n, n)?;
+    super::say(args.json, &format!("balance: {n} nodes, {} point reads", args.requests));
     let cluster = Cluster::start(&config).await?;
     let addr = cluster.router.addr.clone();
     let outcome = async {
@@ -179,9 +168,7 @@ pub async fn run(args: BalanceArgs) -> Result<(), BenchError> {
         };
         let path = dir.join("balance-reads.png");
         super::plot::bar_chart(&path, &bars).map_err(BenchError::Setup)?;
-        if !args.json {
-            eprintln!("bench balance: wrote {}", path.display());
-        }
+        super::say(args.json, &format!("balance: wrote {}", path.display()));
     }
     Ok(())
 }

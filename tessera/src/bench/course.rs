@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::{connect, BenchError};
-use crate::dev::{Cluster, DevConfig};
+use crate::dev::Cluster;
 
 /// Width of each shard's id range, as in the course.
 const SHARD_SIZE: i64 = 4096;
@@ -452,9 +452,7 @@ pub(super) fn workload(args: &CourseArgs, shape: &Shape) -> Result<(Vec<Op>, Vec
 }
 
 pub(super) fn progress(args: &CourseArgs, what: &str) {
-    if !args.json {
-        eprintln!("bench course: {what}");
-    }
+    super::say(args.json, &format!("course: {what}"));
 }
 
 /// What one configuration's run measured.
@@ -498,16 +496,7 @@ pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
 
 /// Starts the configuration's cluster, runs the writes and the reads, counts the rows.
 async fn run_one(args: &CourseArgs, shape: Shape) -> Result<Run, BenchError> {
-    let scratch =
-        tempfile::tempdir().map_err(|e| BenchError::Setup(format!("cannot make a scratch directory: {e}")))?;
-    let config = DevConfig {
-        listen: "127.0.0.1:0".into(),
-        data_dir: scratch.path().join("tessera"),
-        nodes: shape.nodes,
-        replicas: Some(shape.replicas),
-        http: "127.0.0.1:0".into(),
-    };
-    config.validate().map_err(BenchError::Setup)?;
+    let (_scratch, config) = super::scratch_cluster(shape.nodes, shape.replicas)?;
     progress(
         args,
         &format!(

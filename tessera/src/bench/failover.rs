@@ -296,9 +296,7 @@ async fn verify(sql: &str, ops: &[Op]) -> Result<(usize, usize), BenchError> {
 }
 
 pub async fn run(args: &CourseArgs, shape: Shape) -> Result<(), BenchError> {
-    let scratch: PathBuf = tempfile::tempdir()
-        .map_err(|e| BenchError::Setup(format!("cannot make a scratch directory: {e}")))?
-        .keep();
+    let scratch: PathBuf = super::scratch_dir()?.keep();
     progress(
         args,
         &format!(

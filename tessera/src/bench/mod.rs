@@ -112,8 +112,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         Some(BenchCommand::Balance(balance)) => return balance::run(balance).await,
         None => {}
     }
-    let scratch =
-        tempfile::tempdir().map_err(|e| BenchError::Setup(format!("cannot make a scratch directory: {e}")))?;
+    let scratch = scratch_dir()?;
     let mut results: Vec<Measurement> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 
@@ -131,15 +130,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     }
 
     for &replicas in &args.replicas {
-        let dir = scratch.path().join(format!("tessera-r{replicas}"));
-        let config = DevConfig {
-            listen: "127.0.0.1:0".into(),
-            data_dir: dir,
-            nodes: args.nodes,
-            replicas: Some(replicas),
-            http: "127.0.0.1:0".into(),
-        };
-        config.validate().map_err(BenchError::Setup)?;
+        let (_cluster_dir, config) = scratch_cluster(args.nodes, replicas)?;
         progress(
             &args,
             &format!("Tessera, {replicas} replica(s) per shard: starting and loading"),
@@ -159,9 +150,34 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
 }
 
 fn progress(args: &BenchArgs, what: &str) {
-    if !args.json {
+    say(args.json, what);
+}
+
+/// One line of progress on stderr, kept out of the way of `--json` output. The benchmark is
+/// a program people watch, not a server: its figures go to stdout, its progress here.
+fn say(json: bool, what: &str) {
+    if !json {
         eprintln!("bench: {what}");
     }
+}
+
+/// A scratch directory and an embedded cluster's configuration inside it: `nodes` nodes,
+/// `replicas` replicas per shard, free ports, the HTTP API served.
+fn scratch_cluster(nodes: u32, replicas: u32) -> Result<(tempfile::TempDir, DevConfig), BenchError> {
+    let scratch = scratch_dir()?;
+    let config = DevConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: scratch.path().join("tessera"),
+        nodes,
+        replicas: Some(replicas),
+        http: "127.0.0.1:0".into(),
+    };
+    config.validate().map_err(BenchError::Setup)?;
+    Ok((scratch, config))
+}
+
+fn scratch_dir() -> Result<tempfile::TempDir, BenchError> {
+    tempfile::tempdir().map_err(|e| BenchError::Setup(format!("cannot make a scratch directory: {e}")))
 }
 
 async fn connect(addr: &str) -> Result<Client, BenchError> {

@@ -6,10 +6,13 @@
 //!   validation of DDL and the placement of replicas on the node ring.
 //! - `service.rs`: the process: persistence, the map long-poll, node registration and failure
 //!   detection, and DDL execution (creating replicas on nodes before recording a shard).
+//! - `tasks.rs`: the control loop: re-replication of shards that lost a replica with a dead
+//!   node, replica moves, and the cleanup of replicas no shard owns.
 
 pub mod config;
 pub mod service;
 pub mod state;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -50,11 +53,12 @@ pub async fn start(config: CatalogConfig) -> Result<CatalogHandle, CatalogError>
         catalog: catalog.clone(),
     });
     let server = tokio::spawn(serve(listener, service, stop_rx.clone()));
-    let detector = tokio::spawn(catalog.clone().run_failure_detector(stop_rx));
+    let detector = tokio::spawn(catalog.clone().run_failure_detector(stop_rx.clone()));
+    let control = tokio::spawn(catalog.clone().run_control_loop(stop_rx));
     Ok(CatalogHandle {
         catalog,
         addr,
         stop,
-        tasks: vec![server, detector],
+        tasks: vec![server, detector, control],
     })
 }

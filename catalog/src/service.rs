@@ -20,9 +20,9 @@ pub struct Catalog {
     config: CatalogConfig,
     state: Mutex<CatalogState>,
     map_tx: watch::Sender<Arc<ClusterMap>>,
-    /// DDL statements run one at a time.
-    ddl: tokio::sync::Mutex<()>,
-    pool: Arc<RpcPool>,
+    /// DDL statements run one at a time (and the cleanup of orphaned replicas with them).
+    pub(crate) ddl: tokio::sync::Mutex<()>,
+    pub(crate) pool: Arc<RpcPool>,
     /// When each node was last heard from.
     seen: Mutex<HashMap<NodeId, Instant>>,
 }
@@ -35,7 +35,7 @@ pub enum CatalogError {
     Listen { addr: String, source: std::io::Error },
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -119,7 +119,7 @@ impl Catalog {
     }
 
     /// Applies commands atomically: all are persisted before any takes effect.
-    fn commit(&self, cmds: Vec<Command>) -> Result<Vec<Option<NodeId>>, RpcError> {
+    pub(crate) fn commit(&self, cmds: Vec<Command>) -> Result<Vec<Option<NodeId>>, RpcError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = state.clone();
         let mut results = Vec::with_capacity(cmds.len());
@@ -132,7 +132,7 @@ impl Catalog {
         Ok(results)
     }
 
-    fn with_state<T>(&self, f: impl FnOnce(&mut CatalogState) -> T) -> T {
+    pub(crate) fn with_state<T>(&self, f: impl FnOnce(&mut CatalogState) -> T) -> T {
         f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -359,7 +359,7 @@ impl Catalog {
             for n in self.map().nodes.values() {
                 let silent = seen.get(&n.id).is_none_or(|t| t.elapsed() > dead_after);
                 match (n.state, silent) {
-                    (NodeState::Alive, true) => {
+                    (NodeState::Alive | NodeState::Draining, true) => {
                         warn!(node = n.id, addr = %n.addr, "node missed its heartbeats; declared dead");
                         cmds.push(Command::SetNodeState {
                             node: n.id,
@@ -407,6 +407,10 @@ impl Catalog {
             Request::Heartbeat { node } => self.heartbeat(node),
             Request::GetMap { newer_than, wait_ms } => Ok(Response::Map(self.get_map(newer_than, wait_ms).await)),
             Request::Ddl(ddl) => self.ddl(ddl).await,
+            Request::Admin(admin) => self.admin(admin).await,
+            Request::Tasks => Ok(Response::Tasks(
+                self.with_state(|st| st.tasks.values().cloned().collect()),
+            )),
             _ => Err(RpcError::Internal("the catalog does not serve this request".into())),
         }
     }

@@ -8,8 +8,11 @@ use std::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 use tessera_types::schema::{
     ClusterMap, ColumnDef, NodeId, NodeInfo, NodeState, PartitionMethod, Partitioning, ReplicaId, ReplicaInfo, Shard,
-    ShardBounds, ShardId, Table, TableId,
+    ShardBounds, ShardId, Table, TableId, TaskId, TaskInfo, TaskKind, TaskState,
 };
+
+/// How many finished tasks the catalog keeps for `tessera.tasks`.
+const FINISHED_TASKS_KEPT: usize = 100;
 use tessera_types::ExecError;
 
 /// Everything the catalog persists.
@@ -20,6 +23,11 @@ pub struct CatalogState {
     pub next_table: TableId,
     pub next_shard: ShardId,
     pub next_replica: ReplicaId,
+    /// Replica changes, running and recently finished.
+    #[serde(default)]
+    pub tasks: std::collections::BTreeMap<TaskId, TaskInfo>,
+    #[serde(default)]
+    pub next_task: TaskId,
 }
 
 /// A change to the catalog.
@@ -49,6 +57,32 @@ pub enum Command {
     DropShard {
         shard: ShardId,
     },
+    /// Forgets a node (drained by `tessera_remove_node`).
+    RemoveNode {
+        node: NodeId,
+    },
+    /// Changes a table's replication factor; the control loop then adds or removes replicas.
+    SetTableReplicas {
+        table: TableId,
+        replicas: u32,
+    },
+    /// Records a task before any of its steps is taken, so that a restarted catalog resumes
+    /// it with the same new replica id.
+    StartTask {
+        task: TaskInfo,
+    },
+    /// A running task's progress.
+    TaskStep {
+        task: TaskId,
+        step: String,
+    },
+    /// Ends a task. On success the shard's placement becomes what the task made it: the added
+    /// replica in, the removed one out, and the shard's epoch bumped.
+    FinishTask {
+        task: TaskId,
+        error: Option<String>,
+        now_ms: u64,
+    },
 }
 
 fn err(code: &str, message: impl Into<String>) -> ExecError {
@@ -69,6 +103,27 @@ impl CatalogState {
     pub fn allocate_replica(&mut self) -> ReplicaId {
         self.next_replica += 1;
         self.next_replica
+    }
+
+    pub fn allocate_task(&mut self) -> TaskId {
+        self.next_task += 1;
+        self.next_task
+    }
+
+    /// The running task on a shard, if any (a shard has at most one).
+    pub fn running_task(&self, shard: ShardId) -> Option<&TaskInfo> {
+        self.tasks
+            .values()
+            .find(|t| t.shard == shard && t.state == TaskState::Running)
+    }
+
+    /// Every running task, oldest first.
+    pub fn running_tasks(&self) -> Vec<TaskInfo> {
+        self.tasks
+            .values()
+            .filter(|t| t.state == TaskState::Running)
+            .cloned()
+            .collect()
     }
 
     /// Whether a relation (table or partition) of this name exists.
@@ -120,9 +175,246 @@ impl CatalogState {
             Command::DropShard { shard } => {
                 self.map.shards.remove(&shard);
             }
+            Command::RemoveNode { node } => {
+                self.map.nodes.remove(&node);
+            }
+            Command::SetTableReplicas { table, replicas } => {
+                if let Some(t) = self.map.tables.get_mut(&table) {
+                    t.replicas = replicas;
+                }
+            }
+            Command::StartTask { task } => {
+                if let Some(running) = self.running_task(task.shard) {
+                    return Err(err(
+                        "55006",
+                        format!(
+                            "shard {} is already being changed by task {}; wait until it finishes",
+                            task.shard, running.id
+                        ),
+                    ));
+                }
+                self.tasks.insert(task.id, task);
+                self.prune_tasks();
+                // The map is unchanged: routers and nodes need not hear of it.
+                return Ok(None);
+            }
+            Command::TaskStep { task, step } => {
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.step = step;
+                }
+                return Ok(None);
+            }
+            Command::FinishTask { task, error, now_ms } => {
+                let Some(t) = self.tasks.get(&task).cloned() else {
+                    return Err(err("XX000", format!("task {task} does not exist")));
+                };
+                let error = match (error, self.map.shards.get_mut(&t.shard)) {
+                    (Some(e), _) => Some(e),
+                    (None, None) => Some(format!("shard {} was dropped", t.shard)),
+                    (None, Some(shard)) => {
+                        if let Some(r) = &t.remove {
+                            shard.replicas.retain(|x| x.id != r.id);
+                        }
+                        if let Some(a) = &t.add {
+                            if !shard.replicas.iter().any(|x| x.id == a.id) {
+                                shard.replicas.push(a.clone());
+                            }
+                        }
+                        shard.epoch += 1;
+                        None
+                    }
+                };
+                let changed_map = error.is_none();
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.state = if error.is_none() {
+                        TaskState::Done
+                    } else {
+                        TaskState::Failed
+                    };
+                    t.step = error.unwrap_or_else(|| "done".into());
+                    t.finished_ms = Some(now_ms);
+                }
+                if !changed_map {
+                    return Ok(None);
+                }
+            }
         }
         self.map.version += 1;
         Ok(result)
+    }
+
+    /// Forgets the oldest finished tasks beyond `FINISHED_TASKS_KEPT`.
+    fn prune_tasks(&mut self) {
+        let finished: Vec<TaskId> = self
+            .tasks
+            .values()
+            .filter(|t| t.state != TaskState::Running)
+            .map(|t| t.id)
+            .collect();
+        for id in finished.iter().take(finished.len().saturating_sub(FINISHED_TASKS_KEPT)) {
+            self.tasks.remove(id);
+        }
+    }
+
+    /// A task that replaces, adds or removes one replica of `shard`, with a new replica id
+    /// for the one it adds. Recorded by `Command::StartTask`.
+    pub fn new_task(
+        &mut self,
+        kind: TaskKind,
+        shard: ShardId,
+        add_on: Option<NodeId>,
+        remove: Option<ReplicaInfo>,
+        now_ms: u64,
+    ) -> TaskInfo {
+        let add = add_on.map(|node| ReplicaInfo {
+            id: self.allocate_replica(),
+            node,
+        });
+        TaskInfo {
+            id: self.allocate_task(),
+            kind,
+            shard,
+            add,
+            remove,
+            state: TaskState::Running,
+            step: "starting".into(),
+            started_ms: now_ms,
+            finished_ms: None,
+        }
+    }
+
+    /// The replica changes to start now, one per shard at most (a shard with a running task
+    /// waits for it), bringing every shard to its table's replication factor on live nodes:
+    ///
+    /// - a replica on a dead node is replaced by one on a live node (`Repair`), one on a
+    ///   draining node likewise (`Move`);
+    /// - a shard with fewer replicas than its table asks for gets one more (`AddReplica`), one
+    ///   with more loses one (`RemoveReplica`), from the node holding the most replicas.
+    ///
+    /// A shard whose running replicas are not a majority cannot change its group (its Raft
+    /// group has no primary), and one with no node to go to cannot grow: those are reported
+    /// in the second list, with the reason.
+    pub fn plan_tasks(&mut self, now_ms: u64) -> (Vec<TaskInfo>, Vec<(ShardId, String)>) {
+        let mut tasks = Vec::new();
+        let mut stuck = Vec::new();
+        let state_of = |map: &ClusterMap, node: NodeId| map.nodes.get(&node).map_or(NodeState::Dead, |n| n.state);
+        let shards: Vec<Shard> = self.map.shards.values().cloned().collect();
+        for shard in shards {
+            if self.running_task(shard.id).is_some() {
+                continue;
+            }
+            let wanted = self
+                .map
+                .tables
+                .get(&shard.table)
+                .map_or(shard.replicas.len(), |t| t.replicas as usize);
+            let holding: Vec<NodeId> = shard.replicas.iter().map(|r| r.node).collect();
+            let leaving = shard
+                .replicas
+                .iter()
+                .find(|r| state_of(&self.map, r.node) != NodeState::Alive)
+                .cloned();
+            let up = shard
+                .replicas
+                .iter()
+                .filter(|r| state_of(&self.map, r.node).is_up())
+                .count();
+            if leaving.is_some() && up * 2 <= shard.replicas.len() {
+                stuck.push((
+                    shard.id,
+                    format!(
+                        "shard \"{}\" has {up} running replica{} of {}: without a majority its placement cannot change until its nodes come back",
+                        shard.name,
+                        if up == 1 { "" } else { "s" },
+                        shard.replicas.len()
+                    ),
+                ));
+                continue;
+            }
+            let target = place_replicas_excluding(&self.map, shard.id, 1, &holding)
+                .ok()
+                .and_then(|n| n.first().copied());
+            let task = match (leaving, target) {
+                (Some(lost), _) if shard.replicas.len() > wanted => {
+                    self.new_task(TaskKind::RemoveReplica, shard.id, None, Some(lost), now_ms)
+                }
+                (Some(lost), Some(to)) => {
+                    let kind = if state_of(&self.map, lost.node) == NodeState::Draining {
+                        TaskKind::Move
+                    } else {
+                        TaskKind::Repair
+                    };
+                    self.new_task(kind, shard.id, Some(to), Some(lost), now_ms)
+                }
+                (Some(lost), None) => {
+                    stuck.push((
+                        shard.id,
+                        format!(
+                            "shard \"{}\" must replace its replica on node {} but every other live node holds one already",
+                            shard.name, lost.node
+                        ),
+                    ));
+                    continue;
+                }
+                (None, _) if shard.replicas.len() > wanted => {
+                    let remove = self.most_loaded(&shard.replicas);
+                    self.new_task(TaskKind::RemoveReplica, shard.id, None, remove, now_ms)
+                }
+                (None, Some(to)) if shard.replicas.len() < wanted => {
+                    self.new_task(TaskKind::AddReplica, shard.id, Some(to), None, now_ms)
+                }
+                (None, None) if shard.replicas.len() < wanted => {
+                    stuck.push((
+                        shard.id,
+                        format!(
+                            "shard \"{}\" should have {wanted} replicas but has {} and no other live node can hold one",
+                            shard.name,
+                            shard.replicas.len()
+                        ),
+                    ));
+                    continue;
+                }
+                (None, _) => continue,
+            };
+            tasks.push(task);
+        }
+        (tasks, stuck)
+    }
+
+    /// Of a shard's replicas, the one on the node that holds the most replicas overall (the
+    /// newest on a tie): the one to remove when the shard has too many.
+    fn most_loaded(&self, replicas: &[ReplicaInfo]) -> Option<ReplicaInfo> {
+        let load = |node: NodeId| {
+            self.map
+                .shards
+                .values()
+                .flat_map(|s| &s.replicas)
+                .filter(|r| r.node == node)
+                .count()
+        };
+        replicas.iter().max_by_key(|r| (load(r.node), r.id)).cloned()
+    }
+
+    /// Draining nodes that hold no replica any more and are the target of no task: they can
+    /// leave the map.
+    pub fn drained_nodes(&self) -> Vec<NodeId> {
+        self.map
+            .nodes
+            .values()
+            .filter(|n| n.state == NodeState::Draining)
+            .filter(|n| {
+                !self
+                    .map
+                    .shards
+                    .values()
+                    .any(|s| s.replicas.iter().any(|r| r.node == n.id))
+                    && !self
+                        .tasks
+                        .values()
+                        .any(|t| t.state == TaskState::Running && t.add.as_ref().is_some_and(|a| a.node == n.id))
+            })
+            .map(|n| n.id)
+            .collect()
     }
 }
 
@@ -255,10 +547,20 @@ fn lower_lt_upper(lower: &Option<tessera_types::Value>, upper: &Option<tessera_t
 /// replicas (consistent hashing with bounded loads), so placement stays stable as nodes come
 /// and go yet no node is piled up with shards while others stay empty.
 pub fn place_replicas(map: &ClusterMap, shard: ShardId, count: u32) -> Result<Vec<NodeId>, ExecError> {
+    place_replicas_excluding(map, shard, count, &[])
+}
+
+/// `place_replicas` over the live nodes not in `exclude` (those that already hold the shard).
+pub fn place_replicas_excluding(
+    map: &ClusterMap,
+    shard: ShardId,
+    count: u32,
+    exclude: &[NodeId],
+) -> Result<Vec<NodeId>, ExecError> {
     let alive: Vec<NodeId> = map
         .nodes
         .values()
-        .filter(|n| n.state == NodeState::Alive)
+        .filter(|n| n.state == NodeState::Alive && !exclude.contains(&n.id))
         .map(|n| n.id)
         .collect();
     if alive.len() < count as usize {
@@ -359,6 +661,136 @@ mod tests {
             }
         }
         assert_eq!(per_node.values().copied().collect::<Vec<_>>(), vec![3, 3, 3]);
+    }
+
+    /// A table of one shard with replicas on nodes 1, 2 and 3 of a four-node cluster.
+    fn one_shard_on_three_of_four() -> CatalogState {
+        let mut st = cluster(4);
+        st.map.tables.insert(
+            1,
+            Table {
+                id: 1,
+                name: "t".into(),
+                columns: Vec::new(),
+                primary_key: Vec::new(),
+                partitioning: None,
+                replicas: 3,
+            },
+        );
+        let replicas = new_replicas(&mut st, &[1, 2, 3]);
+        let id = st.allocate_shard();
+        st.map.shards.insert(
+            id,
+            Shard {
+                id,
+                table: 1,
+                name: "t".into(),
+                bounds: ShardBounds::All,
+                replicas,
+                epoch: 1,
+            },
+        );
+        st
+    }
+
+    fn set_state(st: &mut CatalogState, node: NodeId, state: NodeState) {
+        st.map.nodes.get_mut(&node).unwrap().state = state;
+    }
+
+    #[test]
+    fn a_dead_nodes_replica_is_replaced_on_a_live_node_once() {
+        let mut st = one_shard_on_three_of_four();
+        assert!(st.plan_tasks(0).0.is_empty(), "nothing to do while all is well");
+        set_state(&mut st, 2, NodeState::Dead);
+        let (tasks, stuck) = st.plan_tasks(0);
+        assert!(stuck.is_empty(), "{stuck:?}");
+        let [task] = tasks.as_slice() else { panic!("{tasks:?}") };
+        assert_eq!(task.kind, TaskKind::Repair);
+        assert_eq!(task.remove.as_ref().map(|r| r.node), Some(2));
+        assert_eq!(task.add.as_ref().map(|a| a.node), Some(4));
+        assert!(
+            task.add.as_ref().unwrap().id > 3,
+            "a new replica id, never a reused one"
+        );
+        st.apply(Command::StartTask { task: task.clone() }).unwrap();
+        assert!(st.plan_tasks(0).0.is_empty(), "one task per shard at a time");
+        let version = st.map.version;
+        st.apply(Command::FinishTask {
+            task: task.id,
+            error: None,
+            now_ms: 1,
+        })
+        .unwrap();
+        let shard = st.map.shards.values().next().unwrap();
+        let mut nodes: Vec<NodeId> = shard.replicas.iter().map(|r| r.node).collect();
+        nodes.sort();
+        assert_eq!(nodes, vec![1, 3, 4]);
+        assert_eq!(shard.epoch, 2);
+        assert!(st.map.version > version);
+        assert_eq!(st.tasks[&task.id].state, TaskState::Done);
+        assert!(st.plan_tasks(0).0.is_empty(), "repaired");
+    }
+
+    #[test]
+    fn a_shard_without_a_majority_or_without_room_is_reported_not_changed() {
+        let mut st = one_shard_on_three_of_four();
+        set_state(&mut st, 1, NodeState::Dead);
+        set_state(&mut st, 2, NodeState::Dead);
+        let (tasks, stuck) = st.plan_tasks(0);
+        assert!(tasks.is_empty(), "{tasks:?}");
+        assert!(stuck[0].1.contains("without a majority"), "{stuck:?}");
+
+        let mut st = one_shard_on_three_of_four();
+        set_state(&mut st, 2, NodeState::Dead);
+        set_state(&mut st, 4, NodeState::Dead);
+        let (tasks, stuck) = st.plan_tasks(0);
+        assert!(tasks.is_empty(), "{tasks:?}");
+        assert!(stuck[0].1.contains("every other live node holds one"), "{stuck:?}");
+    }
+
+    #[test]
+    fn draining_moves_and_replication_factor_changes_add_or_remove() {
+        let mut st = one_shard_on_three_of_four();
+        set_state(&mut st, 3, NodeState::Draining);
+        let (tasks, _) = st.plan_tasks(0);
+        assert_eq!(tasks[0].kind, TaskKind::Move);
+        assert_eq!(tasks[0].remove.as_ref().map(|r| r.node), Some(3));
+        assert_eq!(tasks[0].add.as_ref().map(|a| a.node), Some(4));
+        assert!(st.drained_nodes().is_empty(), "node 3 still holds a replica");
+
+        let mut st = one_shard_on_three_of_four();
+        st.apply(Command::SetTableReplicas { table: 1, replicas: 4 }).unwrap();
+        let (tasks, _) = st.plan_tasks(0);
+        assert_eq!(tasks[0].kind, TaskKind::AddReplica);
+        assert_eq!(tasks[0].add.as_ref().map(|a| a.node), Some(4));
+        assert!(tasks[0].remove.is_none());
+
+        st.apply(Command::SetTableReplicas { table: 1, replicas: 1 }).unwrap();
+        let (tasks, _) = st.plan_tasks(0);
+        assert_eq!(tasks[0].kind, TaskKind::RemoveReplica);
+        assert!(tasks[0].add.is_none());
+        assert!(tasks[0].remove.is_some());
+    }
+
+    #[test]
+    fn a_failed_task_leaves_the_placement_alone() {
+        let mut st = one_shard_on_three_of_four();
+        set_state(&mut st, 2, NodeState::Dead);
+        let task = st.plan_tasks(0).0.remove(0);
+        st.apply(Command::StartTask { task: task.clone() }).unwrap();
+        let before = st.map.shards.clone();
+        st.apply(Command::FinishTask {
+            task: task.id,
+            error: Some("node 4 did not answer".into()),
+            now_ms: 1,
+        })
+        .unwrap();
+        assert_eq!(st.map.shards, before);
+        assert_eq!(st.tasks[&task.id].state, TaskState::Failed);
+        assert_eq!(st.tasks[&task.id].step, "node 4 did not answer");
+        let retry = st.plan_tasks(0).0;
+        assert_eq!(retry.len(), 1, "a failed repair is planned again");
+        assert_ne!(retry[0].add.as_ref().unwrap().id, task.add.as_ref().unwrap().id);
     }
 
     #[test]

@@ -176,6 +176,20 @@ impl Dispatcher {
                     other => Err(Error::Internal(format!("unexpected catalog reply {other:?}"))),
                 }
             }
+            Bound::Admin { request, .. } => {
+                match call_any(&self.executor.routing.pool, &self.catalog, Request::Admin(request)).await? {
+                    Response::Admin(value) => {
+                        // The map may have changed (a replication factor, a draining node).
+                        let _ = self.executor.routing.refresh().await;
+                        plain(Output::Rows {
+                            columns: bound_columns,
+                            rows: rows_stream(vec![vec![tessera_types::Value::Int8(value)]]),
+                            tag: "SELECT".into(),
+                        })
+                    }
+                    other => Err(Error::Internal(format!("unexpected catalog reply {other:?}"))),
+                }
+            }
             Bound::Begin => {
                 let notice = match session.txn.status {
                     TxnStatus::Idle => {

@@ -43,6 +43,11 @@ impl Routing {
         }
     }
 
+    /// Sends a request to the catalog (whichever of its addresses answers).
+    pub async fn call_catalog(&self, request: Request) -> Result<Response, RpcError> {
+        call_any(&self.pool, &self.catalog, request).await
+    }
+
     /// Fetches the map now (after a stale-epoch reply, or to see a DDL's result).
     pub async fn refresh(&self) -> Result<Arc<ClusterMap>, RpcError> {
         match call_any(

@@ -8,6 +8,8 @@
 //!   served since its node started.
 //! - `tessera.checksums`: a checksum of every replica's rows with the log index it covers;
 //!   replicas of a shard at the same applied index must agree.
+//! - `tessera.tasks`: the catalog's replica changes (re-replication after a node died, moves),
+//!   running and recently finished, with the step each is at.
 //!
 //! Rows are computed by the router when queried; the full SQL of SELECT runs over them.
 
@@ -15,7 +17,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tessera_types::rpc::{ReplicaStatus, Request, Response};
-use tessera_types::schema::{ClusterMap, ColumnDef, NodeState, Table, TableId};
+use tessera_types::schema::{ClusterMap, ColumnDef, Table, TableId};
 use tessera_types::{DataType, Row, Value};
 
 use crate::routing::Routing;
@@ -26,6 +28,7 @@ const NODES: TableId = BASE;
 const SHARDS: TableId = BASE + 1;
 const REPLICAS: TableId = BASE + 2;
 const CHECKSUMS: TableId = BASE + 3;
+const TASKS: TableId = BASE + 4;
 
 pub fn is_virtual(id: TableId) -> bool {
     id >= BASE
@@ -107,6 +110,24 @@ pub fn lookup(name: &str) -> Option<Table> {
                 col("checksum", DataType::Text),
             ],
         ),
+        "tasks" => table(
+            TASKS,
+            "tasks",
+            vec![
+                col("task_id", DataType::Int8),
+                col("kind", DataType::Text),
+                col("shard_id", DataType::Int8),
+                col("shard_name", DataType::Text),
+                col("add_replica", DataType::Int8),
+                col("add_node", DataType::Int8),
+                col("remove_replica", DataType::Int8),
+                col("remove_node", DataType::Int8),
+                col("state", DataType::Text),
+                col("step", DataType::Text),
+                col("started", DataType::TimestampTz),
+                col("finished", DataType::TimestampTz),
+            ],
+        ),
         _ => return None,
     })
 }
@@ -118,6 +139,7 @@ pub fn by_id(id: TableId) -> Option<Table> {
         SHARDS => lookup("shards"),
         REPLICAS => lookup("replicas"),
         CHECKSUMS => lookup("checksums"),
+        TASKS => lookup("tasks"),
         _ => None,
     }
 }
@@ -134,6 +156,7 @@ pub async fn rows(routing: &Routing, id: TableId) -> Vec<Row> {
         SHARDS => shards(&map),
         REPLICAS => replicas(routing, &map).await,
         CHECKSUMS => checksums(routing, &map).await,
+        TASKS => tasks(routing, &map).await,
         _ => Vec::new(),
     }
 }
@@ -151,7 +174,7 @@ fn nodes(map: &ClusterMap) -> Vec<Row> {
             vec![
                 Value::Int8(n.id as i64),
                 Value::Text(n.addr.clone()),
-                Value::Text(if n.state == NodeState::Alive { "alive" } else { "dead" }.into()),
+                Value::Text(n.state.name().into()),
                 Value::Int8(count.get(&n.id).copied().unwrap_or(0)),
             ]
         })
@@ -255,4 +278,33 @@ async fn checksums(routing: &Routing, map: &ClusterMap) -> Vec<Row> {
         }
     }
     rows
+}
+
+async fn tasks(routing: &Routing, map: &ClusterMap) -> Vec<Row> {
+    let Ok(Response::Tasks(list)) = routing.call_catalog(Request::Tasks).await else {
+        return Vec::new();
+    };
+    // Milliseconds since 1970 to PostgreSQL's microseconds since 2000.
+    let time = |ms: u64| Value::TimestampTz((ms as i64 - 946_684_800_000) * 1_000);
+    list.into_iter()
+        .map(|t| {
+            vec![
+                Value::Int8(t.id as i64),
+                Value::Text(t.kind.name().into()),
+                Value::Int8(t.shard as i64),
+                map.shards
+                    .get(&t.shard)
+                    .map(|s| Value::Text(s.name.clone()))
+                    .unwrap_or(Value::Null),
+                int(t.add.as_ref().map(|a| a.id)),
+                int(t.add.as_ref().map(|a| a.node)),
+                int(t.remove.as_ref().map(|r| r.id)),
+                int(t.remove.as_ref().map(|r| r.node)),
+                Value::Text(t.state.name().into()),
+                Value::Text(t.step),
+                time(t.started_ms),
+                t.finished_ms.map(time).unwrap_or(Value::Null),
+            ]
+        })
+        .collect()
 }

@@ -33,10 +33,19 @@ pub struct NodeConfig {
     /// Address to serve Prometheus metrics on (`GET /metrics`); not served when `None`.
     #[serde(default)]
     pub metrics: Option<String>,
+    /// Log entries a replica applies between two snapshots. The log behind a snapshot is
+    /// purged (all but the last `min(500, snapshot_after)` entries), and a replica further
+    /// behind than that catches up from the snapshot.
+    #[serde(default = "default_snapshot_after")]
+    pub snapshot_after: u64,
 }
 
 fn default_heartbeat_ms() -> u64 {
     1_000
+}
+
+fn default_snapshot_after() -> u64 {
+    5_000
 }
 
 impl NodeConfig {
@@ -60,6 +69,12 @@ impl NodeConfig {
         }
         if self.heartbeat_ms == 0 {
             return Err("heartbeat_ms: must be positive".into());
+        }
+        if self.snapshot_after < 10 {
+            return Err(format!(
+                "snapshot_after: {} is too small (at least 10 log entries)",
+                self.snapshot_after
+            ));
         }
         Ok(())
     }

@@ -6,6 +6,8 @@
 //!   and its manifest, replica creation and deletion.
 //! - `service.rs`: the RPC front that dispatches requests to replicas.
 //! - `replica.rs`: one replica: reads (scan), writes (autocommit or in a transaction), commit.
+//! - `membership.rs`: a group's membership changes (a new replica joins as a learner, catches
+//!   up, and the voters change), asked for by the catalog's tasks.
 //! - `raft.rs`: the Raft group of a shard (openraft): entry type, timing, network.
 //! - `store.rs`: the replica's rows in redb and the state machine that applies the log.
 //! - `txn.rs`: open transactions' uncommitted writes and the merged view reads see.
@@ -16,6 +18,7 @@
 
 pub mod config;
 pub mod exec;
+pub mod membership;
 pub mod node;
 pub mod proposer;
 pub mod raft;

@@ -207,7 +207,7 @@ impl Node {
         };
         let mut log = self.wal.group(shard);
         resume_as_candidate(&mut log).await.map_err(|e| err(e.to_string()))?;
-        let raft = Raft::new(replica, raft_config(), network, log, sm)
+        let raft = Raft::new(replica, raft_config(self.config.snapshot_after), network, log, sm)
             .await
             .map_err(|e| err(e.to_string()))?;
         let r = Arc::new(Replica::new(

@@ -107,8 +107,9 @@ pub type StorageError = openraft::StorageError<ReplicaId>;
 /// be answered (a follower's fsync included), so a shorter interval makes a loaded node (a big
 /// COPY or DELETE on a small machine) miss heartbeats and start needless elections, which
 /// lose the open transactions of the primary they depose. The read lease
-/// (`replica::LEADER_LEASE`) must stay below the minimum.
-pub fn raft_config() -> Arc<openraft::Config> {
+/// (`replica::LEADER_LEASE`) must stay below the minimum. A snapshot is taken every
+/// `snapshot_after` entries (`NodeConfig::snapshot_after`).
+pub fn raft_config(snapshot_after: u64) -> Arc<openraft::Config> {
     let config = openraft::Config {
         cluster_name: "tessera-shard".into(),
         heartbeat_interval: 200,
@@ -116,9 +117,9 @@ pub fn raft_config() -> Arc<openraft::Config> {
         election_timeout_max: 1_400,
         install_snapshot_timeout: 5_000,
         max_payload_entries: 512,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
-        max_in_snapshot_log_to_keep: 500,
-        purge_batch_size: 256,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_after),
+        max_in_snapshot_log_to_keep: snapshot_after.min(500),
+        purge_batch_size: snapshot_after.min(256),
         ..Default::default()
     };
     Arc::new(

@@ -155,6 +155,10 @@ impl NodeService {
                 .create_replica(shard, replica, members, epoch)
                 .await
                 .map(|()| Response::Ok),
+            Request::ChangeReplicas { shard, add, voters } => match self.node.replica(shard) {
+                Some(r) => r.change_replicas(add, voters).await,
+                None => Err(RpcError::UnknownShard { shard }),
+            },
             Request::DropReplica { shard, replica } => {
                 self.node.drop_replica(shard, replica).await.map(|()| Response::Ok)
             }

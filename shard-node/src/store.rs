@@ -568,6 +568,12 @@ impl RaftStateMachine<ShardRaft> for StateMachine {
     ) -> Result<(), StorageError> {
         let store = self.store.clone();
         let bytes = snapshot.into_inner();
+        tracing::info!(
+            replica = self.replica,
+            snapshot = %meta.snapshot_id,
+            bytes = bytes.len(),
+            "installing a snapshot from the primary"
+        );
         tokio::task::spawn_blocking(move || store.import(&bytes))
             .await
             .map_err(|e| StorageIOError::write_snapshot(None, &e))?

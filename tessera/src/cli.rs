@@ -145,6 +145,11 @@ pub struct NodeArgs {
     #[arg(long, env = "TESSERA_METRICS", value_name = "HOST:PORT")]
     pub metrics: Option<String>,
 
+    /// Log entries a replica applies between two snapshots; the log behind a snapshot is
+    /// purged, and a replica that far behind is sent the snapshot [default: 5000]
+    #[arg(long, env = "TESSERA_SNAPSHOT_AFTER", value_name = "ENTRIES", value_parser = number::<u64>)]
+    pub snapshot_after: Option<u64>,
+
     /// Test-only: acknowledge writes before they are on disk. Loses data on a crash.
     #[arg(
         long,

@@ -104,6 +104,29 @@ pub struct WriterLog {
     pub anomalies: Vec<String>,
 }
 
+/// The tables `events_writer` writes: `events (k, writer, v)` hash-partitioned over
+/// `event_shards` shards, and `counters (w, n)` over two range shards, for `writers` writers.
+pub fn events_ddl(event_shards: usize, writers: i64) -> Vec<String> {
+    let mut ddl = vec![
+        "CREATE TABLE events (k BIGINT PRIMARY KEY, writer INT NOT NULL, v BIGINT NOT NULL) PARTITION BY HASH (k)"
+            .to_string(),
+    ];
+    for r in 0..event_shards {
+        ddl.push(format!(
+            "CREATE TABLE events_p{r} PARTITION OF events FOR VALUES WITH (MODULUS {event_shards}, REMAINDER {r})"
+        ));
+    }
+    let half = writers / 2;
+    ddl.push("CREATE TABLE counters (w INT PRIMARY KEY, n BIGINT NOT NULL) PARTITION BY RANGE (w)".into());
+    ddl.push(format!(
+        "CREATE TABLE counters_low PARTITION OF counters FOR VALUES FROM (0) TO ({half})"
+    ));
+    ddl.push(format!(
+        "CREATE TABLE counters_high PARTITION OF counters FOR VALUES FROM ({half}) TO ({writers})"
+    ));
+    ddl
+}
+
 /// Writer `w`: inserts rows of `events (k, writer, v)` with keys of its own and, every third
 /// statement, increments its row of `counters (w, n)`, through the first router of `routers`
 /// that answers, until `stop`. After a failed write it waits `after_failure`.

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use tessera_tests::compose::{self, docker_engine, ComposeCluster, NODES, SERVICES};
 use tessera_tests::replication::{self, wait_for_replicas_to_agree};
-use tessera_tests::writes::{events_writer, longest_stall, tally, write_problems, WriterLog, STATEMENT_WAIT};
+use tessera_tests::writes::{
+    events_ddl, events_writer, longest_stall, tally, write_problems, WriterLog, STATEMENT_WAIT,
+};
 use tessera_tests::{connect, describe_error, retry_until, simple_rows, TextRows};
 use tokio::task::JoinHandle;
 
@@ -42,17 +44,7 @@ const IMAGE_UID: &str = "10001";
 
 const WRITERS: i64 = 6;
 
-const DDL: [&str; 9] = [
-    "CREATE TABLE events (k BIGINT PRIMARY KEY, writer INT NOT NULL, v BIGINT NOT NULL) PARTITION BY HASH (k)",
-    "CREATE TABLE events_p0 PARTITION OF events FOR VALUES WITH (MODULUS 5, REMAINDER 0)",
-    "CREATE TABLE events_p1 PARTITION OF events FOR VALUES WITH (MODULUS 5, REMAINDER 1)",
-    "CREATE TABLE events_p2 PARTITION OF events FOR VALUES WITH (MODULUS 5, REMAINDER 2)",
-    "CREATE TABLE events_p3 PARTITION OF events FOR VALUES WITH (MODULUS 5, REMAINDER 3)",
-    "CREATE TABLE events_p4 PARTITION OF events FOR VALUES WITH (MODULUS 5, REMAINDER 4)",
-    "CREATE TABLE counters (w INT PRIMARY KEY, n BIGINT NOT NULL) PARTITION BY RANGE (w)",
-    "CREATE TABLE counters_low PARTITION OF counters FOR VALUES FROM (0) TO (3)",
-    "CREATE TABLE counters_high PARTITION OF counters FOR VALUES FROM (3) TO (6)",
-];
+/// The shards `events_ddl(5, ..)` makes: five of `events`, two of `counters`.
 const SHARDS: usize = 7;
 const REPLICAS: usize = 3;
 
@@ -141,8 +133,8 @@ async fn acknowledged_writes_survive_container_faults() {
     let client = connect(router_1)
         .await
         .unwrap_or_else(|e| fail(&format!("cannot connect to router-1: {}", describe_error(&e))));
-    for ddl in DDL {
-        simple_rows(&client, ddl)
+    for ddl in events_ddl(5, WRITERS) {
+        simple_rows(&client, &ddl)
             .await
             .unwrap_or_else(|e| fail(&format!("`{ddl}`: {e}")));
     }

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use tessera_tests::linearizability::{self, Answer, Call, History, Operation};
 use tessera_tests::replication::{self, wait_for_primary, wait_for_replicas_to_agree};
 use tessera_tests::writes::{
-    events_writer, int, longest_stall, tally, write, write_problems, Connection, Outcome, WriterLog, STATEMENT_WAIT,
+    events_ddl, events_writer, int, longest_stall, tally, write, write_problems, Connection, Outcome, WriterLog,
+    STATEMENT_WAIT,
 };
 use tessera_tests::{connect, describe_error, execute, retry_until, simple_rows, Cluster, ClusterOptions};
 use tokio::task::JoinHandle;
@@ -80,24 +81,13 @@ async fn read_rows(cluster: &Cluster, sql: &str) -> Vec<Vec<Option<String>>> {
 
 const WRITERS: i64 = 8;
 
-const EVENTS_DDL: [&str; 8] = [
-    "CREATE TABLE events (k BIGINT PRIMARY KEY, writer INT NOT NULL, v BIGINT NOT NULL) PARTITION BY HASH (k)",
-    "CREATE TABLE events_p0 PARTITION OF events FOR VALUES WITH (MODULUS 4, REMAINDER 0)",
-    "CREATE TABLE events_p1 PARTITION OF events FOR VALUES WITH (MODULUS 4, REMAINDER 1)",
-    "CREATE TABLE events_p2 PARTITION OF events FOR VALUES WITH (MODULUS 4, REMAINDER 2)",
-    "CREATE TABLE events_p3 PARTITION OF events FOR VALUES WITH (MODULUS 4, REMAINDER 3)",
-    "CREATE TABLE counters (w INT PRIMARY KEY, n BIGINT NOT NULL) PARTITION BY RANGE (w)",
-    "CREATE TABLE counters_low PARTITION OF counters FOR VALUES FROM (0) TO (4)",
-    "CREATE TABLE counters_high PARTITION OF counters FOR VALUES FROM (4) TO (8)",
-];
-
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_writes_survive_a_primary_kill() {
     let _serial = one_at_a_time().await;
     let mut cluster = Cluster::start_with(three_nodes(&[])).await;
     let client = cluster.client().await;
-    for ddl in EVENTS_DDL {
-        execute(&client, ddl).await;
+    for ddl in events_ddl(4, WRITERS) {
+        execute(&client, &ddl).await;
     }
     let counters: Vec<String> = (0..WRITERS).map(|w| format!("({w}, 0)")).collect();
     execute(&client, &format!("INSERT INTO counters VALUES {}", counters.join(", "))).await;

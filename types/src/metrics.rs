@@ -104,17 +104,16 @@ impl Exposition {
         self.samples(kind, name, help, &[], &[(Vec::new(), value)]);
     }
 
-    /// A gauge of a cluster map's nodes, one sample per state (`alive`, `dead`).
+    /// A gauge of a cluster map's nodes, one sample per state (`alive`, `draining`, `dead`).
     pub fn nodes_by_state(&mut self, name: &str, help: &str, map: &crate::schema::ClusterMap) {
-        let alive = map
-            .nodes
-            .values()
-            .filter(|n| n.state == crate::schema::NodeState::Alive)
-            .count();
-        let samples = [
-            (vec!["alive".to_string()], alive as f64),
-            (vec!["dead".to_string()], (map.nodes.len() - alive) as f64),
-        ];
+        use crate::schema::NodeState;
+        let samples: Vec<(Vec<String>, f64)> = [NodeState::Alive, NodeState::Draining, NodeState::Dead]
+            .into_iter()
+            .map(|state| {
+                let count = map.nodes.values().filter(|n| n.state == state).count();
+                (vec![state.name().to_string()], count as f64)
+            })
+            .collect();
         self.samples("gauge", name, help, &["state"], &samples);
     }
 

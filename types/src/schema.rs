@@ -29,7 +29,25 @@ pub struct NodeInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeState {
     Alive,
+    /// Alive, but leaving (`tessera_remove_node`): its replicas move to other nodes, none is
+    /// placed on it, and it leaves the map once it holds none.
+    Draining,
     Dead,
+}
+
+impl NodeState {
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeState::Alive => "alive",
+            NodeState::Draining => "draining",
+            NodeState::Dead => "dead",
+        }
+    }
+
+    /// Whether the node runs and answers (its replicas count towards their group's majority).
+    pub fn is_up(self) -> bool {
+        self != NodeState::Dead
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +162,68 @@ pub struct Shard {
     /// Bumped whenever the shard's bounds or placement change; requests carry it so a node can
     /// tell a router its map is stale.
     pub epoch: u64,
+}
+
+pub type TaskId = u64;
+
+/// A change of a shard's replicas that the catalog carries out step by step: a replica added
+/// (created on its node, caught up as a Raft learner, promoted to voter), one removed, or
+/// both (a move). Shown by `tessera.tasks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub id: TaskId,
+    pub kind: TaskKind,
+    pub shard: ShardId,
+    /// The replica the task creates (its id is new, never a reused one).
+    pub add: Option<ReplicaInfo>,
+    /// The replica the task takes out of the group.
+    pub remove: Option<ReplicaInfo>,
+    pub state: TaskState,
+    /// What the task is doing now, or how it ended.
+    pub step: String,
+    /// Milliseconds since the UNIX epoch.
+    pub started_ms: u64,
+    pub finished_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// A replica on a dead node replaced by one on a live node.
+    Repair,
+    /// A replica moved from one node to another (`tessera_move_replica`, draining a node).
+    Move,
+    /// A replica added to reach a table's replication factor (`tessera_set_replicas`).
+    AddReplica,
+    /// A replica removed to reach a table's replication factor.
+    RemoveReplica,
+}
+
+impl TaskKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Repair => "repair",
+            TaskKind::Move => "move",
+            TaskKind::AddReplica => "add replica",
+            TaskKind::RemoveReplica => "remove replica",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskState {
+    Running,
+    Done,
+    Failed,
+}
+
+impl TaskState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskState::Running => "running",
+            TaskState::Done => "done",
+            TaskState::Failed => "failed",
+        }
+    }
 }
 
 /// An immutable copy of the whole cluster map at one catalog version.

@@ -7,8 +7,10 @@
 //! - `select.rs`: SELECT, with aggregates, GROUP BY, HAVING, ORDER BY, DISTINCT, LIMIT.
 //! - `dml.rs`: INSERT (with ON CONFLICT), UPDATE and DELETE.
 //! - `ddl.rs`: CREATE TABLE (with partitioning), PARTITION OF, DROP TABLE.
+//! - `admin.rs`: the admin functions (`SELECT tessera_move_replica(...)`), sent to the catalog.
 //! - `statement.rs`: the entry point, dispatching every kind of statement.
 
+pub mod admin;
 pub mod ddl;
 pub mod dml;
 pub mod expr;
@@ -151,6 +153,11 @@ pub enum Bound {
         tag: &'static str,
         notice: Option<String>,
     },
+    /// An admin function (`admin.rs`), whose bigint answer is one row of column `column`.
+    Admin {
+        request: tessera_types::rpc::AdminRequest,
+        column: String,
+    },
     /// An empty query string.
     Empty,
 }
@@ -171,6 +178,10 @@ impl Bound {
             Bound::Explain(_) => vec![OutputColumn {
                 name: "QUERY PLAN".into(),
                 ty: DataType::Text,
+            }],
+            Bound::Admin { column, .. } => vec![OutputColumn {
+                name: column.clone(),
+                ty: DataType::Int8,
             }],
             _ => Vec::new(),
         }

@@ -164,6 +164,9 @@ pub fn bind_select(ctx: &Ctx, q: &ast::Query) -> Result<Bound> {
             rows: a.rows,
         })
     };
+    if let Some(admin) = crate::sql::admin::bind_admin(q) {
+        return admin;
+    }
     if crate::pg_catalog::reads_only_catalog(ctx.map, q) {
         return answer(q);
     }

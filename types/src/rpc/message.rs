@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ExecError;
 use crate::fragment::{AggRow, ScanFragment, ShardRef, TableLayout, WriteFragment, WriteOutcome};
-use crate::schema::{ClusterMap, ColumnDef, NodeId, Partitioning, ReplicaId, ShardBounds, ShardId};
+use crate::schema::{ClusterMap, ColumnDef, NodeId, Partitioning, ReplicaId, ShardBounds, ShardId, TaskInfo};
 use crate::value::Row;
 
 /// Version of the framed protocol; both ends refuse a peer that speaks another.
@@ -87,6 +87,14 @@ pub enum Request {
         shard: ShardId,
         replica: ReplicaId,
     },
+    /// On a shard's primary: make `voters` the group's voting members, after adding `add` (a
+    /// replica already created on its node) as a learner and letting it catch up. Answered
+    /// with `CatchingUp` while the new replica is still behind; asked again until `Ok`.
+    ChangeReplicas {
+        shard: ShardId,
+        add: Option<(ReplicaId, NodeId)>,
+        voters: Vec<ReplicaId>,
+    },
 
     /// The state of every replica a node hosts (for `tessera.replicas`).
     NodeStatus,
@@ -122,6 +130,23 @@ pub enum Request {
         wait_ms: u64,
     },
     Ddl(DdlRequest),
+    /// The catalog's tasks, running and recently finished (for `tessera.tasks`).
+    Tasks,
+    /// A change of placement asked for through an admin function; answered with `Admin`.
+    Admin(AdminRequest),
+}
+
+/// The admin functions (`SELECT tessera_move_replica('sh1', 2, 4)`), carried out by the
+/// catalog as tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AdminRequest {
+    /// Moves the replica of a shard (named as its partition, or its unpartitioned table) from
+    /// one node to another.
+    MoveReplica { shard: String, from: NodeId, to: NodeId },
+    /// Changes a table's replication factor.
+    SetReplicas { table: String, replicas: i64 },
+    /// Moves every replica off a node, which then leaves the cluster.
+    RemoveNode { node: NodeId },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +205,14 @@ pub enum Response {
     ReadIndex(u64),
     NodeStatus(Vec<ReplicaStatus>),
     Checksums(Vec<ReplicaChecksum>),
+    /// A new replica is still catching up: the primary has its log up to `matched` of `last`.
+    CatchingUp {
+        matched: Option<u64>,
+        last: Option<u64>,
+    },
+    Tasks(Vec<TaskInfo>),
+    /// What an admin function returns (a task id, or how many replica changes it made).
+    Admin(i64),
 }
 
 /// A checksum of one replica's rows at the log index it has applied.

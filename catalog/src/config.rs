@@ -20,6 +20,17 @@ pub struct CatalogConfig {
     /// Address to serve Prometheus metrics on (`GET /metrics`); not served when `None`.
     #[serde(default)]
     pub metrics: Option<String>,
+    /// This member's id: its place (from 1) in `peers`.
+    #[serde(default = "default_id")]
+    pub id: u64,
+    /// Every member's address (this one's included), in id order; empty for a catalog of one
+    /// member. The others reach this member at its address here.
+    #[serde(default)]
+    pub peers: Vec<String>,
+}
+
+fn default_id() -> u64 {
+    1
 }
 
 fn default_replicas() -> u32 {
@@ -31,6 +42,14 @@ fn default_dead_after_ms() -> u64 {
 }
 
 impl CatalogConfig {
+    /// Every member's id and address: `peers`, or this member alone at its listen address.
+    pub fn members(&self) -> Vec<(u64, String)> {
+        if self.peers.is_empty() {
+            return vec![(1, self.listen.clone())];
+        }
+        (1..).zip(self.peers.iter().cloned()).collect()
+    }
+
     /// Checks the values, naming the field at fault.
     pub fn validate(&self) -> Result<(), String> {
         tessera_types::rpc::check_addr("listen", &self.listen)?;
@@ -42,6 +61,22 @@ impl CatalogConfig {
         }
         if !(1..=9).contains(&self.replicas) {
             return Err(format!("replicas: {} is out of range (1 to 9)", self.replicas));
+        }
+        for p in &self.peers {
+            tessera_types::rpc::check_addr("peers", p)?;
+        }
+        if self.peers.is_empty() && self.id != 1 {
+            return Err(format!(
+                "id: {} needs peers (the addresses of every member, in id order); a catalog of one member has id 1",
+                self.id
+            ));
+        }
+        if !self.peers.is_empty() && !(1..=self.peers.len() as u64).contains(&self.id) {
+            return Err(format!(
+                "id: {} is not a member's place in peers (1 to {})",
+                self.id,
+                self.peers.len()
+            ));
         }
         if self.dead_after_ms < 100 {
             return Err(format!(

@@ -4,12 +4,15 @@
 //!
 //! - `state.rs`: the state and the commands that change it (a pure state machine), with the
 //!   validation of DDL and the placement of replicas on the node ring.
+//! - `raft.rs`: the catalog's own Raft group (1, 3 or more members), whose log carries those
+//!   commands and whose state machine is that state.
 //! - `service.rs`: the process: persistence, the map long-poll, node registration and failure
 //!   detection, and DDL execution (creating replicas on nodes before recording a shard).
 //! - `tasks.rs`: the control loop: re-replication of shards that lost a replica with a dead
 //!   node, replica moves, and the cleanup of replicas no shard owns.
 
 pub mod config;
+pub mod raft;
 pub mod service;
 pub mod state;
 pub mod tasks;
@@ -36,6 +39,9 @@ impl CatalogHandle {
         for t in self.tasks {
             let _ = t.await;
         }
+        if let Err(e) = self.catalog.raft.shutdown().await {
+            tracing::warn!(error = %e, "the catalog's Raft group did not stop cleanly");
+        }
     }
 }
 
@@ -47,18 +53,19 @@ pub async fn start(config: CatalogConfig) -> Result<CatalogHandle, CatalogError>
     };
     let listener = TcpListener::bind(&config.listen).await.map_err(listen_err)?;
     let addr = listener.local_addr().map_err(listen_err)?.to_string();
-    let catalog = Catalog::open(config)?;
+    let catalog = Catalog::open(config, Arc::new(tessera_types::rpc::RpcPool::new())).await?;
     let (stop, stop_rx) = watch::channel(false);
     let service = Arc::new(service::CatalogService {
         catalog: catalog.clone(),
     });
     let server = tokio::spawn(serve(listener, service, stop_rx.clone()));
     let detector = tokio::spawn(catalog.clone().run_failure_detector(stop_rx.clone()));
-    let control = tokio::spawn(catalog.clone().run_control_loop(stop_rx));
+    let control = tokio::spawn(catalog.clone().run_control_loop(stop_rx.clone()));
+    let roles = tokio::spawn(catalog.clone().log_leadership(stop_rx));
     Ok(CatalogHandle {
         catalog,
         addr,
         stop,
-        tasks: vec![server, detector, control],
+        tasks: vec![server, detector, control, roles],
     })
 }

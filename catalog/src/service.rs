@@ -2,7 +2,7 @@
 //! map to routers and nodes (long poll), registers nodes and tracks their heartbeats, and runs
 //! DDL: validate, place the new shard's replicas on nodes, create them there, then record it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,16 +14,18 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::CatalogConfig;
-use crate::state::{new_replicas, place_replicas, validate_partition, validate_table, CatalogState, Command};
+use crate::raft::{raft_config, CatalogNetwork, CatalogRaft, Member, MemberId, Raft, Shared, StateMachine};
+use crate::state::{new_replicas, place_replicas, validate_partition, validate_table, CatalogState, Command, IdKind};
 
 pub struct Catalog {
     config: CatalogConfig,
-    state: Mutex<CatalogState>,
-    map_tx: watch::Sender<Arc<ClusterMap>>,
+    /// The catalog's Raft group; its state machine is `shared`.
+    pub raft: Raft,
+    shared: Arc<Shared>,
     /// DDL statements run one at a time (and the cleanup of orphaned replicas with them).
     pub(crate) ddl: tokio::sync::Mutex<()>,
     pub(crate) pool: Arc<RpcPool>,
-    /// When each node was last heard from.
+    /// When each node was last heard from (on the leader, since it took the lead).
     seen: Mutex<HashMap<NodeId, Instant>>,
 }
 
@@ -33,6 +35,10 @@ pub enum CatalogError {
     State { path: PathBuf, message: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Wal(#[from] tessera_wal::WalError),
+    #[error("cannot start the catalog's Raft group: {0}")]
+    Raft(String),
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -43,44 +49,75 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl Catalog {
-    /// Loads the state from the data directory (or starts empty).
-    pub fn open(config: CatalogConfig) -> Result<Arc<Catalog>, CatalogError> {
-        let path = config.data_dir.join("catalog.json");
+    /// Loads the state and the log from the data directory (or starts empty) and joins the
+    /// catalog's Raft group. On first start, member 1 forms the group of every member of
+    /// `peers`; the others wait to hear from it.
+    pub async fn open(config: CatalogConfig, pool: Arc<RpcPool>) -> Result<Arc<Catalog>, CatalogError> {
         let state_err = |message: String| CatalogError::State {
-            path: path.clone(),
+            path: config.data_dir.join("catalog.json"),
             message,
         };
         std::fs::create_dir_all(&config.data_dir).map_err(|e| state_err(e.to_string()))?;
-        let state: CatalogState = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| state_err(format!("unreadable: {e}")))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CatalogState::default(),
-            Err(e) => return Err(state_err(e.to_string())),
-        };
-        let now = Instant::now();
-        let seen = state.map.nodes.keys().map(|n| (*n, now)).collect();
-        let (map_tx, _) = watch::channel(Arc::new(state.map.clone()));
-        info!(
-            version = state.map.version,
-            tables = state.map.tables.len(),
-            nodes = state.map.nodes.len(),
-            "catalog loaded"
-        );
+        let shared = Shared::load(&config.data_dir).map_err(state_err)?;
+        let wal = tessera_wal::Wal::<CatalogRaft>::open(&config.data_dir.join("wal"), tessera_wal::SyncMode::Durable)?;
+        let network = CatalogNetwork { pool: pool.clone() };
+        let machine = StateMachine { shared: shared.clone() };
+        let raft_err = |e: &dyn std::fmt::Display| CatalogError::Raft(e.to_string());
+        let raft = Raft::new(config.id, raft_config(), network, wal.group(0), machine)
+            .await
+            .map_err(|e| raft_err(&e))?;
+        if config.id == 1 && !raft.is_initialized().await.map_err(|e| raft_err(&e))? {
+            let members: BTreeMap<MemberId, Member> = config
+                .members()
+                .into_iter()
+                .map(|(id, addr)| (id, Member { addr }))
+                .collect();
+            raft.initialize(members).await.map_err(|e| raft_err(&e))?;
+        }
+        {
+            let applied = shared.lock();
+            info!(
+                member = config.id,
+                members = config.members().len(),
+                version = applied.state.map.version,
+                tables = applied.state.map.tables.len(),
+                nodes = applied.state.map.nodes.len(),
+                "catalog loaded"
+            );
+        }
         Ok(Arc::new(Catalog {
             config,
-            state: Mutex::new(state),
-            map_tx,
+            raft,
+            shared,
             ddl: tokio::sync::Mutex::new(()),
-            pool: Arc::new(RpcPool::new()),
-            seen: Mutex::new(seen),
+            pool,
+            seen: Mutex::new(HashMap::new()),
         }))
     }
 
     pub fn map(&self) -> Arc<ClusterMap> {
-        self.map_tx.borrow().clone()
+        self.shared.map_tx.borrow().clone()
+    }
+
+    /// Whether this member leads the catalog's group.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == openraft::ServerState::Leader
+    }
+
+    /// Refuses a request this member cannot serve because it does not lead, naming the leader.
+    fn ensure_leader(&self) -> Result<(), RpcError> {
+        if self.is_leader() {
+            return Ok(());
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m
+            .current_leader
+            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+        Err(RpcError::NotCatalogLeader { leader })
     }
 
     /// The catalog's Prometheus page: the cluster map's version, its nodes by state, tables,
-    /// shards and replicas.
+    /// shards and replicas, and this member's place in the catalog's group.
     pub fn metrics(&self) -> String {
         use tessera_types::metrics::Exposition;
         let map = self.map();
@@ -101,43 +138,60 @@ impl Catalog {
             "Shard replicas placed on nodes.",
             replicas as f64,
         );
+        let m = self.raft.metrics().borrow().clone();
+        page.single(
+            "gauge",
+            "tessera_catalog_leader",
+            "1 if this member leads the catalog's group, else 0.",
+            f64::from(u8::from(m.state == openraft::ServerState::Leader)),
+        );
+        page.single(
+            "gauge",
+            "tessera_catalog_term",
+            "This member's Raft term; every election raises it.",
+            m.current_term as f64,
+        );
+        let running = self.with_state(|st| st.running_tasks().len());
+        page.single(
+            "gauge",
+            "tessera_catalog_tasks_running",
+            "Replica changes in progress.",
+            running as f64,
+        );
         page.finish()
     }
 
-    fn persist(&self, state: &CatalogState) -> Result<(), RpcError> {
-        let path = self.config.data_dir.join("catalog.json");
-        let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec(state).map_err(RpcError::internal)?;
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, &bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.config.data_dir)?.sync_all()
-        };
-        write().map_err(|e| RpcError::Internal(format!("cannot save the catalog to {}: {e}", path.display())))
-    }
-
-    /// Applies commands atomically: all are persisted before any takes effect.
-    pub(crate) fn commit(&self, cmds: Vec<Command>) -> Result<Vec<Option<NodeId>>, RpcError> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut next = state.clone();
-        let mut results = Vec::with_capacity(cmds.len());
-        for cmd in cmds {
-            results.push(next.apply(cmd)?);
+    /// Applies commands atomically through the catalog's log: all take effect, on a majority
+    /// of members' disks, or none does. Returns each command's result.
+    pub(crate) async fn commit(&self, cmds: Vec<Command>) -> Result<Vec<Option<u64>>, RpcError> {
+        match self.raft.client_write(cmds).await {
+            Ok(reply) => reply.data.map_err(RpcError::Exec),
+            Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
+                Err(RpcError::NotCatalogLeader {
+                    leader: f.leader_node.map(|n| n.addr),
+                })
+            }
+            Err(e) => Err(RpcError::Internal(format!("the catalog's log refused a change: {e}"))),
         }
-        self.persist(&next)?;
-        *state = next;
-        self.map_tx.send_replace(Arc::new(state.map.clone()));
-        Ok(results)
     }
 
-    pub(crate) fn with_state<T>(&self, f: impl FnOnce(&mut CatalogState) -> T) -> T {
-        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Takes `count` new ids of a kind through the log; returns the first.
+    async fn allocate(&self, kind: IdKind, count: u64) -> Result<u64, RpcError> {
+        self.commit(vec![Command::AllocateIds { kind, count }])
+            .await?
+            .into_iter()
+            .flatten()
+            .next()
+            .ok_or_else(|| RpcError::internal("no id was allocated"))
+    }
+
+    /// Reads the applied state.
+    pub(crate) fn with_state<T>(&self, f: impl FnOnce(&CatalogState) -> T) -> T {
+        f(&self.shared.lock().state)
     }
 
     async fn get_map(&self, newer_than: u64, wait_ms: u64) -> Arc<ClusterMap> {
-        let mut rx = self.map_tx.subscribe();
+        let mut rx = self.shared.map_tx.subscribe();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms.min(60_000));
         loop {
             let current = rx.borrow_and_update().clone();
@@ -192,19 +246,17 @@ impl Catalog {
         }
     }
 
-    fn new_shard(&self, table: &Table, name: String, bounds: ShardBounds) -> Result<Shard, RpcError> {
-        self.with_state(|st| {
-            let id = st.allocate_shard();
-            let nodes = place_replicas(&st.map, id, table.replicas)?;
-            let replicas = new_replicas(st, &nodes);
-            Ok(Shard {
-                id,
-                table: table.id,
-                name,
-                bounds,
-                replicas,
-                epoch: 1,
-            })
+    async fn new_shard(&self, table: &Table, name: String, bounds: ShardBounds) -> Result<Shard, RpcError> {
+        let id = self.allocate(IdKind::Shard, 1).await?;
+        let nodes = self.with_state(|st| place_replicas(&st.map, id, table.replicas))?;
+        let first = self.allocate(IdKind::Replica, nodes.len() as u64).await?;
+        Ok(Shard {
+            id,
+            table: table.id,
+            name,
+            bounds,
+            replicas: new_replicas(first, &nodes),
+            epoch: 1,
         })
     }
 
@@ -231,27 +283,25 @@ impl Catalog {
                     return Ok(skip);
                 }
                 let replicas = replicas.unwrap_or(self.config.replicas);
-                let table = self.with_state(|st| -> Result<Table, RpcError> {
-                    validate_table(st, &name, &columns, &primary_key, partitioning.as_ref())?;
-                    Ok(Table {
-                        id: st.allocate_table(),
-                        name: name.clone(),
-                        columns,
-                        primary_key,
-                        partitioning,
-                        replicas,
-                    })
-                })?;
+                self.with_state(|st| validate_table(st, &name, &columns, &primary_key, partitioning.as_ref()))?;
+                let table = Table {
+                    id: self.allocate(IdKind::Table, 1).await?,
+                    name: name.clone(),
+                    columns,
+                    primary_key,
+                    partitioning,
+                    replicas,
+                };
                 let shard = match table.partitioning {
                     Some(_) => None,
                     None => {
-                        let shard = self.new_shard(&table, table.name.clone(), ShardBounds::All)?;
+                        let shard = self.new_shard(&table, table.name.clone(), ShardBounds::All).await?;
                         self.create_replicas(&shard).await?;
                         Some(shard)
                     }
                 };
                 let created = shard.clone();
-                if let Err(e) = self.commit(vec![Command::CreateTable { table, shard }]) {
+                if let Err(e) = self.commit(vec![Command::CreateTable { table, shard }]).await {
                     if let Some(s) = created {
                         self.drop_replicas(&s).await;
                     }
@@ -281,9 +331,9 @@ impl Catalog {
                     .into());
                 };
                 self.with_state(|st| validate_partition(st, table, &name, &bounds))?;
-                let shard = self.new_shard(table, name.clone(), bounds)?;
+                let shard = self.new_shard(table, name.clone(), bounds).await?;
                 self.create_replicas(&shard).await?;
-                if let Err(e) = self.commit(vec![Command::AddShard { shard: shard.clone() }]) {
+                if let Err(e) = self.commit(vec![Command::AddShard { shard: shard.clone() }]).await {
                     self.drop_replicas(&shard).await;
                     return Err(e);
                 }
@@ -316,7 +366,7 @@ impl Catalog {
                     }
                 }
                 if !cmds.is_empty() {
-                    self.commit(cmds)?;
+                    self.commit(cmds).await?;
                 }
                 for s in &doomed {
                     self.drop_replicas(s).await;
@@ -345,13 +395,63 @@ impl Catalog {
         Ok(Response::Ok)
     }
 
-    /// Marks nodes dead when silent for `dead_after_ms`, and alive again when they return.
+    /// On the leader: whether it leads in the same term as at the last call. A member that
+    /// has just taken the lead gives every node a full `dead_after_ms` from now, since the
+    /// heartbeats went to the previous leader.
+    pub(crate) fn leading(&self, led: &mut Option<u64>) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state != openraft::ServerState::Leader {
+            *led = None;
+            return false;
+        }
+        if *led != Some(m.current_term) {
+            *led = Some(m.current_term);
+            let now = Instant::now();
+            let nodes: Vec<NodeId> = self.map().nodes.keys().copied().collect();
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            for n in nodes {
+                seen.insert(n, now);
+            }
+        }
+        true
+    }
+
+    /// Logs every change of this member's role in the catalog's group, until `stop` fires.
+    pub async fn log_leadership(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut metrics = self.raft.metrics();
+        let mut last = None;
+        loop {
+            let (state, term, leader) = {
+                let m = metrics.borrow_and_update();
+                (m.state, m.current_term, m.current_leader)
+            };
+            if last != Some((state, term)) {
+                last = Some((state, term));
+                if state == openraft::ServerState::Leader {
+                    info!(member = self.config.id, term, "this member leads the catalog");
+                } else {
+                    info!(member = self.config.id, term, ?state, ?leader, "catalog role changed");
+                }
+            }
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// On the leader: marks nodes dead when silent for `dead_after_ms`, and alive again when
+    /// they return.
     pub async fn run_failure_detector(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_millis((self.config.dead_after_ms / 4).max(50)));
+        let mut led = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
+            }
+            if !self.leading(&mut led) {
+                continue;
             }
             let dead_after = Duration::from_millis(self.config.dead_after_ms);
             let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -377,7 +477,7 @@ impl Catalog {
                 }
             }
             if !cmds.is_empty() {
-                if let Err(e) = self.commit(cmds) {
+                if let Err(e) = self.commit(cmds).await {
                     warn!(error = %e, "cannot record node states");
                 }
             }
@@ -385,13 +485,22 @@ impl Catalog {
     }
 
     async fn handle_request(&self, request: Request) -> Result<Response, RpcError> {
+        if let Request::CatalogRaft { kind, payload } = request {
+            return tessera_types::rpc::raft::handle(&self.raft, kind, &payload)
+                .await
+                .map(Response::Raft);
+        }
+        // Everything else is served by the leader, which holds the latest state.
+        self.ensure_leader()?;
         match request {
             Request::RegisterNode { node, addr } => {
-                let id = self.commit(vec![Command::RegisterNode {
-                    node,
-                    addr: addr.clone(),
-                    now_ms: now_ms(),
-                }])?;
+                let id = self
+                    .commit(vec![Command::RegisterNode {
+                        node,
+                        addr: addr.clone(),
+                        now_ms: now_ms(),
+                    }])
+                    .await?;
                 let id = id
                     .into_iter()
                     .flatten()

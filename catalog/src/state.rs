@@ -57,6 +57,11 @@ pub enum Command {
     DropShard {
         shard: ShardId,
     },
+    /// Hands out `count` new ids of a kind (for a table, shard or replicas about to be made).
+    AllocateIds {
+        kind: IdKind,
+        count: u64,
+    },
     /// Forgets a node (drained by `tessera_remove_node`).
     RemoveNode {
         node: NodeId,
@@ -89,25 +94,25 @@ fn err(code: &str, message: impl Into<String>) -> ExecError {
     ExecError::other(code, message)
 }
 
+/// The kinds of ids the catalog hands out, each from its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdKind {
+    Table,
+    Shard,
+    Replica,
+}
+
 impl CatalogState {
-    pub fn allocate_table(&mut self) -> TableId {
-        self.next_table += 1;
-        self.next_table
-    }
-
-    pub fn allocate_shard(&mut self) -> ShardId {
-        self.next_shard += 1;
-        self.next_shard
-    }
-
-    pub fn allocate_replica(&mut self) -> ReplicaId {
-        self.next_replica += 1;
-        self.next_replica
-    }
-
-    pub fn allocate_task(&mut self) -> TaskId {
-        self.next_task += 1;
-        self.next_task
+    /// Takes `count` new ids of a kind; returns the first (the others follow it).
+    fn allocate(&mut self, kind: IdKind, count: u64) -> u64 {
+        let counter = match kind {
+            IdKind::Table => &mut self.next_table,
+            IdKind::Shard => &mut self.next_shard,
+            IdKind::Replica => &mut self.next_replica,
+        };
+        let first = *counter + 1;
+        *counter += count;
+        first
     }
 
     /// The running task on a shard, if any (a shard has at most one).
@@ -131,8 +136,9 @@ impl CatalogState {
         self.map.table_by_name(name).is_some() || self.map.shard_by_name(name).is_some()
     }
 
-    /// Applies a command, bumping the map version. Returns the node id for `RegisterNode`.
-    pub fn apply(&mut self, cmd: Command) -> Result<Option<NodeId>, ExecError> {
+    /// Applies a command, bumping the map version when the map changes. Returns the node id
+    /// for `RegisterNode`, the first id for `AllocateIds` and the task id for `StartTask`.
+    pub fn apply(&mut self, cmd: Command) -> Result<Option<u64>, ExecError> {
         let mut result = None;
         match cmd {
             Command::RegisterNode { node, addr, now_ms } => {
@@ -175,6 +181,7 @@ impl CatalogState {
             Command::DropShard { shard } => {
                 self.map.shards.remove(&shard);
             }
+            Command::AllocateIds { kind, count } => return Ok(Some(self.allocate(kind, count))),
             Command::RemoveNode { node } => {
                 self.map.nodes.remove(&node);
             }
@@ -193,10 +200,18 @@ impl CatalogState {
                         ),
                     ));
                 }
-                self.tasks.insert(task.id, task);
+                // Ids are given here, in log order, so that every member gives the same.
+                let mut task = task;
+                self.next_task += 1;
+                task.id = self.next_task;
+                if let Some(add) = task.add.as_mut() {
+                    add.id = self.allocate(IdKind::Replica, 1);
+                }
+                let id = task.id;
+                self.tasks.insert(id, task);
                 self.prune_tasks();
                 // The map is unchanged: routers and nodes need not hear of it.
-                return Ok(None);
+                return Ok(Some(id));
             }
             Command::TaskStep { task, step } => {
                 if let Some(t) = self.tasks.get_mut(&task) {
@@ -256,25 +271,20 @@ impl CatalogState {
         }
     }
 
-    /// A task that replaces, adds or removes one replica of `shard`, with a new replica id
-    /// for the one it adds. Recorded by `Command::StartTask`.
+    /// A task that replaces, adds or removes one replica of `shard`. Its id and the new
+    /// replica's are given when `Command::StartTask` records it.
     pub fn new_task(
-        &mut self,
         kind: TaskKind,
         shard: ShardId,
         add_on: Option<NodeId>,
         remove: Option<ReplicaInfo>,
         now_ms: u64,
     ) -> TaskInfo {
-        let add = add_on.map(|node| ReplicaInfo {
-            id: self.allocate_replica(),
-            node,
-        });
         TaskInfo {
-            id: self.allocate_task(),
+            id: 0,
             kind,
             shard,
-            add,
+            add: add_on.map(|node| ReplicaInfo { id: 0, node }),
             remove,
             state: TaskState::Running,
             step: "starting".into(),
@@ -294,7 +304,7 @@ impl CatalogState {
     /// A shard whose running replicas are not a majority cannot change its group (its Raft
     /// group has no primary), and one with no node to go to cannot grow: those are reported
     /// in the second list, with the reason.
-    pub fn plan_tasks(&mut self, now_ms: u64) -> (Vec<TaskInfo>, Vec<(ShardId, String)>) {
+    pub fn plan_tasks(&self, now_ms: u64) -> (Vec<TaskInfo>, Vec<(ShardId, String)>) {
         let mut tasks = Vec::new();
         let mut stuck = Vec::new();
         let state_of = |map: &ClusterMap, node: NodeId| map.nodes.get(&node).map_or(NodeState::Dead, |n| n.state);
@@ -336,7 +346,7 @@ impl CatalogState {
                 .and_then(|n| n.first().copied());
             let task = match (leaving, target) {
                 (Some(lost), _) if shard.replicas.len() > wanted => {
-                    self.new_task(TaskKind::RemoveReplica, shard.id, None, Some(lost), now_ms)
+                    Self::new_task(TaskKind::RemoveReplica, shard.id, None, Some(lost), now_ms)
                 }
                 (Some(lost), Some(to)) => {
                     let kind = if state_of(&self.map, lost.node) == NodeState::Draining {
@@ -344,7 +354,7 @@ impl CatalogState {
                     } else {
                         TaskKind::Repair
                     };
-                    self.new_task(kind, shard.id, Some(to), Some(lost), now_ms)
+                    Self::new_task(kind, shard.id, Some(to), Some(lost), now_ms)
                 }
                 (Some(lost), None) => {
                     stuck.push((
@@ -358,10 +368,10 @@ impl CatalogState {
                 }
                 (None, _) if shard.replicas.len() > wanted => {
                     let remove = self.most_loaded(&shard.replicas);
-                    self.new_task(TaskKind::RemoveReplica, shard.id, None, remove, now_ms)
+                    Self::new_task(TaskKind::RemoveReplica, shard.id, None, remove, now_ms)
                 }
                 (None, Some(to)) if shard.replicas.len() < wanted => {
-                    self.new_task(TaskKind::AddReplica, shard.id, Some(to), None, now_ms)
+                    Self::new_task(TaskKind::AddReplica, shard.id, Some(to), None, now_ms)
                 }
                 (None, None) if shard.replicas.len() < wanted => {
                     stuck.push((
@@ -601,14 +611,12 @@ pub fn place_replicas_excluding(
     Ok(chosen)
 }
 
-/// Replica records for a new shard placed on `nodes`.
-pub fn new_replicas(state: &mut CatalogState, nodes: &[NodeId]) -> Vec<ReplicaInfo> {
+/// Replica records for a new shard placed on `nodes`, with ids from `first` on.
+pub fn new_replicas(first: ReplicaId, nodes: &[NodeId]) -> Vec<ReplicaInfo> {
     nodes
         .iter()
-        .map(|n| ReplicaInfo {
-            id: state.allocate_replica(),
-            node: *n,
-        })
+        .zip(first..)
+        .map(|(n, id)| ReplicaInfo { id, node: *n })
         .collect()
 }
 
@@ -633,10 +641,14 @@ mod tests {
         st
     }
 
+    fn allocate(st: &mut CatalogState, kind: IdKind, count: u64) -> u64 {
+        st.apply(Command::AllocateIds { kind, count }).unwrap().unwrap()
+    }
+
     fn place(st: &mut CatalogState, replicas: u32) -> Vec<NodeId> {
-        let id = st.allocate_shard();
+        let id = allocate(st, IdKind::Shard, 1);
         let nodes = place_replicas(&st.map, id, replicas).unwrap();
-        let reps = new_replicas(st, &nodes);
+        let reps = new_replicas(allocate(st, IdKind::Replica, nodes.len() as u64), &nodes);
         st.map.shards.insert(
             id,
             Shard {
@@ -677,8 +689,8 @@ mod tests {
                 replicas: 3,
             },
         );
-        let replicas = new_replicas(&mut st, &[1, 2, 3]);
-        let id = st.allocate_shard();
+        let replicas = new_replicas(allocate(&mut st, IdKind::Replica, 3), &[1, 2, 3]);
+        let id = allocate(&mut st, IdKind::Shard, 1);
         st.map.shards.insert(
             id,
             Shard {
@@ -708,15 +720,15 @@ mod tests {
         assert_eq!(task.kind, TaskKind::Repair);
         assert_eq!(task.remove.as_ref().map(|r| r.node), Some(2));
         assert_eq!(task.add.as_ref().map(|a| a.node), Some(4));
+        let id = st.apply(Command::StartTask { task: task.clone() }).unwrap().unwrap();
         assert!(
-            task.add.as_ref().unwrap().id > 3,
+            st.tasks[&id].add.as_ref().unwrap().id > 3,
             "a new replica id, never a reused one"
         );
-        st.apply(Command::StartTask { task: task.clone() }).unwrap();
         assert!(st.plan_tasks(0).0.is_empty(), "one task per shard at a time");
         let version = st.map.version;
         st.apply(Command::FinishTask {
-            task: task.id,
+            task: id,
             error: None,
             now_ms: 1,
         })
@@ -727,7 +739,7 @@ mod tests {
         assert_eq!(nodes, vec![1, 3, 4]);
         assert_eq!(shard.epoch, 2);
         assert!(st.map.version > version);
-        assert_eq!(st.tasks[&task.id].state, TaskState::Done);
+        assert_eq!(st.tasks[&id].state, TaskState::Done);
         assert!(st.plan_tasks(0).0.is_empty(), "repaired");
     }
 
@@ -777,20 +789,28 @@ mod tests {
         let mut st = one_shard_on_three_of_four();
         set_state(&mut st, 2, NodeState::Dead);
         let task = st.plan_tasks(0).0.remove(0);
-        st.apply(Command::StartTask { task: task.clone() }).unwrap();
+        let id = st.apply(Command::StartTask { task }).unwrap().unwrap();
         let before = st.map.shards.clone();
         st.apply(Command::FinishTask {
-            task: task.id,
+            task: id,
             error: Some("node 4 did not answer".into()),
             now_ms: 1,
         })
         .unwrap();
         assert_eq!(st.map.shards, before);
-        assert_eq!(st.tasks[&task.id].state, TaskState::Failed);
-        assert_eq!(st.tasks[&task.id].step, "node 4 did not answer");
+        assert_eq!(st.tasks[&id].state, TaskState::Failed);
+        assert_eq!(st.tasks[&id].step, "node 4 did not answer");
         let retry = st.plan_tasks(0).0;
         assert_eq!(retry.len(), 1, "a failed repair is planned again");
-        assert_ne!(retry[0].add.as_ref().unwrap().id, task.add.as_ref().unwrap().id);
+        let again = st
+            .apply(Command::StartTask { task: retry[0].clone() })
+            .unwrap()
+            .unwrap();
+        assert_ne!(
+            st.tasks[&again].add.as_ref().unwrap().id,
+            st.tasks[&id].add.as_ref().unwrap().id,
+            "the new attempt's replica has a new id"
+        );
     }
 
     #[test]

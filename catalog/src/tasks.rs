@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::service::{now_ms, Catalog};
-use crate::state::Command;
+use crate::state::{CatalogState, Command};
 
 /// How often the control loop looks for work.
 const TICK: Duration = Duration::from_millis(250);
@@ -47,14 +47,15 @@ const POLL: Duration = Duration::from_millis(200);
 const REMOVED_GRACE: Duration = Duration::from_secs(3);
 
 impl Catalog {
-    /// Runs the control loop until `stop` fires. Tasks cut short by `stop` resume when the
-    /// catalog starts again.
+    /// Runs the control loop until `stop` fires, acting while this member leads the catalog.
+    /// Tasks cut short (by `stop`, or a new leader) resume where the leader is.
     pub async fn run_control_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(TICK);
         let mut running: JoinSet<TaskId> = JoinSet::new();
         let mut in_flight: HashSet<TaskId> = HashSet::new();
         let mut reported: HashSet<String> = HashSet::new();
         let mut last_cleanup = Instant::now();
+        let mut led = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -69,7 +70,10 @@ impl Catalog {
                     return;
                 }
             }
-            self.plan_tasks(&mut reported);
+            if !self.leading(&mut led) {
+                continue;
+            }
+            self.plan_tasks(&mut reported).await;
             for task in self.with_state(|st| st.running_tasks()) {
                 if in_flight.len() >= CONCURRENT_TASKS {
                     break;
@@ -93,13 +97,12 @@ impl Catalog {
     /// Records the tasks that bring shards back to their replication factor on live nodes
     /// (`CatalogState::plan_tasks`), and lets drained nodes go. A shard that cannot be helped
     /// now is reported once per reason.
-    fn plan_tasks(&self, reported: &mut HashSet<String>) {
-        // The new replica and task ids are allocated in the state; the commit of the tasks
-        // saves them.
+    async fn plan_tasks(&self, reported: &mut HashSet<String>) {
+        // The task's and the new replica's ids are given when the task is recorded.
         let (tasks, stuck) = self.with_state(|st| st.plan_tasks(now_ms()));
         let drained = self.with_state(|st| st.drained_nodes());
         for node in drained {
-            match self.commit(vec![Command::RemoveNode { node }]) {
+            match self.commit(vec![Command::RemoveNode { node }]).await {
                 Ok(_) => info!(
                     node,
                     "node drained: it holds no replica any more and leaves the cluster"
@@ -113,10 +116,18 @@ impl Catalog {
             }
         }
         for task in tasks {
-            let describe = describe(&task);
-            match self.commit(vec![Command::StartTask { task }]) {
-                Ok(_) => info!("{describe}: started"),
-                Err(e) => warn!(error = %e, "cannot record the task to {describe}"),
+            match self.commit(vec![Command::StartTask { task: task.clone() }]).await {
+                Ok(ids) => {
+                    let recorded = ids
+                        .into_iter()
+                        .flatten()
+                        .next()
+                        .and_then(|id| self.with_state(|st| st.tasks.get(&id).cloned()));
+                    if let Some(t) = recorded {
+                        info!(task = t.id, "{}: started", describe(&t));
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot record the task to {}", describe(&task)),
             }
         }
     }
@@ -128,11 +139,13 @@ impl Catalog {
         if let Err(e) = &result {
             warn!(task = task.id, error = %e, "could not {describe}");
         }
-        let finished = self.commit(vec![Command::FinishTask {
-            task: task.id,
-            error: result.err(),
-            now_ms: now_ms(),
-        }]);
+        let finished = self
+            .commit(vec![Command::FinishTask {
+                task: task.id,
+                error: result.err(),
+                now_ms: now_ms(),
+            }])
+            .await;
         match finished {
             Err(e) => warn!(task = task.id, error = %e, "cannot record the end of a task; it will run again"),
             Ok(_) => {
@@ -164,7 +177,8 @@ impl Catalog {
             .ok_or_else(|| format!("shard {} was dropped", task.shard))?;
         if let Some(add) = &task.add {
             if !shard.replicas.iter().any(|r| r.id == add.id) {
-                self.step(task.id, format!("creating replica {} on node {}", add.id, add.node));
+                self.step(task.id, format!("creating replica {} on node {}", add.id, add.node))
+                    .await;
                 let addr = map
                     .node_addr(add.node)
                     .ok_or_else(|| format!("node {} is not registered", add.node))?;
@@ -214,7 +228,7 @@ impl Catalog {
         let mut best: Option<u64> = None;
         let mut last_error = String::from("no primary answered");
         let mut step_saved = Instant::now() - STEP_EVERY;
-        self.step(task.id, "waiting for the shard's primary".into());
+        self.step(task.id, "waiting for the shard's primary".into()).await;
         loop {
             if progress_at.elapsed() > STALL_LIMIT {
                 return Err(format!(
@@ -252,7 +266,7 @@ impl Catalog {
                                 (None, Some(l)) => format!("catching up: 0 of {l} log entries (or a snapshot)"),
                                 _ => "catching up".into(),
                             };
-                            self.step(task.id, step);
+                            self.step(task.id, step).await;
                             step_saved = Instant::now();
                         }
                         hint = Some(node);
@@ -278,8 +292,8 @@ impl Catalog {
     }
 
     /// Saves a running task's progress (`tessera.tasks.step`).
-    fn step(&self, task: TaskId, step: String) {
-        if let Err(e) = self.commit(vec![Command::TaskStep { task, step }]) {
+    async fn step(&self, task: TaskId, step: String) {
+        if let Err(e) = self.commit(vec![Command::TaskStep { task, step }]).await {
             warn!(task, error = %e, "cannot record a task's progress");
         }
     }
@@ -402,9 +416,14 @@ impl Catalog {
                         format!("node {to} already holds a replica of shard \"{shard}\""),
                     ));
                 }
-                let task = self.with_state(|st| st.new_task(TaskKind::Move, s.id, Some(to), Some(replica), now_ms()));
-                let id = task.id;
-                self.commit(vec![Command::StartTask { task }])?;
+                let task = CatalogState::new_task(TaskKind::Move, s.id, Some(to), Some(replica), now_ms());
+                let id = self
+                    .commit(vec![Command::StartTask { task }])
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .ok_or_else(|| RpcError::internal("the move was not recorded"))?;
                 info!(task = id, shard = %shard, from, to, "replica move requested");
                 Ok(Response::Admin(id as i64))
             }
@@ -433,7 +452,8 @@ impl Catalog {
                 self.commit(vec![Command::SetTableReplicas {
                     table: t.id,
                     replicas: replicas as u32,
-                }])?;
+                }])
+                .await?;
                 info!(table = %table, replicas, changes, "replication factor changed");
                 Ok(Response::Admin(changes))
             }
@@ -457,7 +477,7 @@ impl Catalog {
                             ),
                         ));
                     }
-                    self.commit(vec![Command::RemoveNode { node }])?;
+                    self.commit(vec![Command::RemoveNode { node }]).await?;
                     return Ok(Response::Admin(0));
                 }
                 for s in &held {
@@ -481,7 +501,8 @@ impl Catalog {
                 self.commit(vec![Command::SetNodeState {
                     node,
                     state: NodeState::Draining,
-                }])?;
+                }])
+                .await?;
                 info!(node, replicas = held.len(), "node draining");
                 Ok(Response::Admin(held.len() as i64))
             }

@@ -257,15 +257,29 @@ impl Node {
         members: Vec<(ReplicaId, NodeId)>,
         epoch: u64,
     ) -> Result<(), RpcError> {
-        let _guard = self.admin.lock().await;
+        let guard = self.admin.lock().await;
         if let Some(existing) = self.replica(shard) {
             if existing.id == replica {
                 return Ok(());
             }
-            return Err(RpcError::Internal(format!(
-                "node {} already holds replica {} of shard {shard}, not {replica}",
-                self.id, existing.id
-            )));
+            if existing.id > replica {
+                return Err(RpcError::Internal(format!(
+                    "node {} already holds replica {} of shard {shard}, newer than {replica}",
+                    self.id, existing.id
+                )));
+            }
+            // The catalog places a new replica only on a node its map shows without one of the
+            // shard: this older one was taken out of the group (its deletion may be pending).
+            info!(
+                node = self.id,
+                shard,
+                old = existing.id,
+                new = replica,
+                "replacing a replica the catalog no longer places here"
+            );
+            drop(guard);
+            self.drop_replica(shard, existing.id).await?;
+            return Box::pin(self.create_replica(shard, replica, members, epoch)).await;
         }
         // A replica created anew must not inherit log state from an earlier one of the shard.
         if self.wal.groups().contains(&shard) {

@@ -5,7 +5,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{InstallSnapshotError, RPCError, RaftError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -13,7 +13,7 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 use tessera_types::fragment::WriteOutcome;
-use tessera_types::rpc::{RaftKind, Request, RequestId, Response, RpcError, RpcPool};
+use tessera_types::rpc::{RaftKind, Request, RequestId, RpcError, RpcPool};
 use tessera_types::schema::{NodeId, ReplicaId, ShardId};
 use tessera_types::Row;
 
@@ -177,37 +177,21 @@ impl ShardPeer {
     where
         E: std::error::Error + for<'de> Deserialize<'de>,
     {
-        let payload = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let Some(addr) = self.peers.addr(self.node) else {
-            let e = std::io::Error::other(format!("node {} has no known address", self.node));
-            return Err(RPCError::Unreachable(Unreachable::new(&e)));
-        };
-        let request = Request::Raft {
-            shard: self.shard,
-            to: self.target,
-            kind,
-            payload,
-        };
-        let reply = self
-            .peers
-            .pool
-            .client(&addr)
-            .call_timeout(request, option.hard_ttl())
-            .await;
-        let bytes = match reply {
-            Ok(Response::Raft(bytes)) => bytes,
-            Ok(other) => {
-                let e = std::io::Error::other(format!("unexpected reply to a Raft message: {other:?}"));
-                return Err(RPCError::Network(NetworkError::new(&e)));
-            }
-            Err(e @ (RpcError::Unavailable { .. } | RpcError::UnknownShard { .. })) => {
-                return Err(RPCError::Unreachable(Unreachable::new(&e)));
-            }
-            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
-        };
-        let result: Result<Resp, RaftError<ReplicaId, E>> =
-            bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        let client = self.peers.addr(self.node).map(|addr| self.peers.pool.client(&addr));
+        let (shard, to) = (self.shard, self.target);
+        tessera_types::rpc::raft::send::<ShardRaft, _, _, _>(
+            client.as_deref(),
+            self.target,
+            req,
+            |payload| Request::Raft {
+                shard,
+                to,
+                kind,
+                payload,
+            },
+            option.hard_ttl(),
+        )
+        .await
     }
 }
 
@@ -272,20 +256,5 @@ impl RaftNetwork<ShardRaft> for ShardPeer {
 
 /// Serves an incoming Raft message for `raft`, returning the serialized result.
 pub async fn handle_raft_message(raft: &Raft, kind: RaftKind, payload: &[u8]) -> Result<Vec<u8>, RpcError> {
-    let bad = |e: bincode::Error| RpcError::Internal(format!("undecodable Raft message: {e}"));
-    let encoded = match kind {
-        RaftKind::AppendEntries => {
-            let req: AppendEntriesRequest<ShardRaft> = bincode::deserialize(payload).map_err(bad)?;
-            bincode::serialize(&raft.append_entries(req).await)
-        }
-        RaftKind::Vote => {
-            let req: VoteRequest<ReplicaId> = bincode::deserialize(payload).map_err(bad)?;
-            bincode::serialize(&raft.vote(req).await)
-        }
-        RaftKind::InstallSnapshot => {
-            let req: InstallSnapshotRequest<ShardRaft> = bincode::deserialize(payload).map_err(bad)?;
-            bincode::serialize(&raft.install_snapshot(req).await)
-        }
-    };
-    encoded.map_err(|e| RpcError::Internal(format!("cannot encode a Raft reply: {e}")))
+    tessera_types::rpc::raft::handle(raft, kind, payload).await
 }

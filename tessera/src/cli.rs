@@ -91,7 +91,7 @@ pub struct CatalogArgs {
     #[arg(long, env = "TESSERA_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Replicas per shard when a table does not say [default: 1]
+    /// Replicas per shard when a table does not say [default: 3]
     #[arg(long, env = "TESSERA_REPLICAS", value_name = "N", value_parser = number::<u32>)]
     pub replicas: Option<u32>,
 
@@ -108,6 +108,22 @@ pub struct CatalogArgs {
     /// Address to serve Prometheus metrics on, at /metrics [default: not served]
     #[arg(long, env = "TESSERA_METRICS", value_name = "HOST:PORT")]
     pub metrics: Option<String>,
+
+    /// This member's id, its place (from 1) in --peers [default: 1]
+    #[arg(long, env = "TESSERA_ID", value_name = "N", value_parser = number::<u64>)]
+    pub id: Option<u64>,
+
+    /// Every catalog member's address, this one's included, comma-separated in id order
+    /// [default: this member alone]
+    #[arg(
+        long,
+        env = "TESSERA_PEERS",
+        value_name = "HOST:PORT,...",
+        value_delimiter = ',',
+        value_parser = trimmed
+    )]
+    #[serde(deserialize_with = "one_or_many")]
+    pub peers: Option<Vec<String>>,
 }
 
 /// Flags of `tessera node`; the keys of its config file.

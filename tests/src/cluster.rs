@@ -1,4 +1,4 @@
-//! [`Cluster`]: a real Tessera cluster of separate processes (one catalog, N shard nodes and a
+//! [`Cluster`]: a real Tessera cluster of separate processes (a catalog of one or more members, N shard nodes and a
 //! router) on free 127.0.0.1 ports, each with its own data directory and log file inside one
 //! temporary directory.
 //!
@@ -47,6 +47,8 @@ pub struct ClusterOptions {
     pub node_flags: Vec<String>,
     /// More flags for the router, e.g. `--max-connections 3`.
     pub router_flags: Vec<String>,
+    /// Members of the catalog's Raft group (1 or 3).
+    pub catalogs: usize,
 }
 
 impl ClusterOptions {
@@ -59,6 +61,7 @@ impl ClusterOptions {
             dead_after_ms: None,
             node_flags: Vec::new(),
             router_flags: Vec::new(),
+            catalogs: 1,
         }
     }
 }
@@ -75,12 +78,12 @@ pub struct MetricsAddrs {
 /// A running Tessera cluster of separate processes.
 pub struct Cluster {
     options: ClusterOptions,
-    catalog_addr: SocketAddr,
+    catalog_addrs: Vec<SocketAddr>,
     node_addrs: Vec<SocketAddr>,
     router_addr: SocketAddr,
     http_addr: SocketAddr,
     metrics: MetricsAddrs,
-    catalog: ManagedProcess,
+    catalogs: Vec<ManagedProcess>,
     nodes: Vec<ManagedProcess>,
     /// Which nodes the harness has stopped with SIGSTOP and not resumed.
     paused: Vec<bool>,
@@ -104,7 +107,13 @@ impl Cluster {
             .prefix("tessera-cluster-")
             .tempdir()
             .expect("cannot create a temp dir");
-        let catalog_addr = free_local_addr();
+        assert!(options.catalogs >= 1, "a cluster needs at least one catalog member");
+        let catalog_addrs: Vec<SocketAddr> = (0..options.catalogs).map(|_| free_local_addr()).collect();
+        let catalog_list = catalog_addrs
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let router_addr = free_local_addr();
         let http_addr = free_local_addr();
         let node_addrs: Vec<SocketAddr> = (0..options.nodes).map(|_| free_local_addr()).collect();
@@ -114,26 +123,37 @@ impl Cluster {
             router: free_local_addr(),
         };
 
-        let mut catalog_args = args(&["catalog", "--listen", &catalog_addr.to_string()]);
-        catalog_args.extend(path_arg("--data-dir", &dir.path().join("catalog")));
-        catalog_args.extend(args(&["--replicas", &options.replicas.to_string()]));
-        catalog_args.extend(args(&["--metrics", &metrics.catalog.to_string()]));
-        if let Some(ms) = options.dead_after_ms {
-            catalog_args.extend(args(&["--dead-after", &ms.to_string()]));
-        }
-        let catalog = ManagedProcess::tied_to_test("catalog", &bin, catalog_args, dir.path().join("catalog.log"));
+        let catalogs = catalog_addrs
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                let name = if options.catalogs == 1 {
+                    "catalog".to_string()
+                } else {
+                    format!("catalog-{}", i + 1)
+                };
+                let mut catalog_args = args(&["catalog", "--listen", &addr.to_string()]);
+                catalog_args.extend(path_arg("--data-dir", &dir.path().join(&name)));
+                catalog_args.extend(args(&["--replicas", &options.replicas.to_string()]));
+                if i == 0 {
+                    catalog_args.extend(args(&["--metrics", &metrics.catalog.to_string()]));
+                }
+                if options.catalogs > 1 {
+                    catalog_args.extend(args(&["--id", &(i + 1).to_string(), "--peers", &catalog_list]));
+                }
+                if let Some(ms) = options.dead_after_ms {
+                    catalog_args.extend(args(&["--dead-after", &ms.to_string()]));
+                }
+                let log = dir.path().join(format!("{name}.log"));
+                ManagedProcess::tied_to_test(name, &bin, catalog_args, log)
+            })
+            .collect();
 
         let nodes = node_addrs
             .iter()
             .enumerate()
             .map(|(i, addr)| {
-                let mut node_args = args(&[
-                    "node",
-                    "--listen",
-                    &addr.to_string(),
-                    "--catalog",
-                    &catalog_addr.to_string(),
-                ]);
+                let mut node_args = args(&["node", "--listen", &addr.to_string(), "--catalog", &catalog_list]);
                 node_args.extend(path_arg("--data-dir", &dir.path().join(format!("node-{i}"))));
                 node_args.extend(args(&["--metrics", &metrics.nodes[i].to_string()]));
                 if options.skip_fsync {
@@ -154,7 +174,7 @@ impl Cluster {
             "--listen",
             &router_addr.to_string(),
             "--catalog",
-            &catalog_addr.to_string(),
+            &catalog_list,
             "--http",
             &http_addr.to_string(),
             "--metrics",
@@ -166,12 +186,12 @@ impl Cluster {
         let paused = vec![false; options.nodes];
         let mut cluster = Cluster {
             options,
-            catalog_addr,
+            catalog_addrs,
             node_addrs,
             router_addr,
             http_addr,
             metrics,
-            catalog,
+            catalogs,
             nodes,
             paused,
             router,
@@ -198,9 +218,27 @@ impl Cluster {
         &self.metrics
     }
 
-    /// Where the catalog listens.
+    /// Where the catalog listens (its first member).
     pub fn catalog_addr(&self) -> SocketAddr {
-        self.catalog_addr
+        self.catalog_addrs[0]
+    }
+
+    /// The number of catalog members.
+    pub fn catalog_count(&self) -> usize {
+        self.catalogs.len()
+    }
+
+    /// Kills catalog member `i` (from 0) with SIGKILL and reaps it.
+    pub fn kill_catalog(&mut self, i: usize) {
+        self.catalogs[i].kill();
+    }
+
+    /// Starts catalog member `i` again, on the same port and data directory, and waits until
+    /// it listens. Panics if it does not come up.
+    pub async fn restart_catalog(&mut self, i: usize) {
+        if let Err(e) = start_and_wait(&mut self.catalogs[i], self.catalog_addrs[i]).await {
+            panic!("catalog member {} did not restart: {e}", i + 1);
+        }
     }
 
     /// Where node `i` listens.
@@ -307,13 +345,7 @@ impl Cluster {
             !self.nodes[i].is_running(),
             "restart_node({i}): node-{i} is still running; kill or stop it first"
         );
-        let addr = self.node_addrs[i];
-        let node = &mut self.nodes[i];
-        let result = match node.start() {
-            Ok(()) => wait_for_tcp(addr, STARTUP_TIMEOUT, || node.check_alive()).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
+        if let Err(e) = start_and_wait(&mut self.nodes[i], self.node_addrs[i]).await {
             panic!("node-{i} did not restart: {e}");
         }
     }
@@ -332,7 +364,9 @@ impl Cluster {
         for node in &mut self.nodes {
             reports.push(node.stop_with(Signal::Terminate, STOP_TIMEOUT).await);
         }
-        reports.push(self.catalog.stop_with(Signal::Terminate, STOP_TIMEOUT).await);
+        for catalog in &mut self.catalogs {
+            reports.push(catalog.stop_with(Signal::Terminate, STOP_TIMEOUT).await);
+        }
         for report in reports.iter().filter(|r| r.forced) {
             eprintln!(
                 "harness: {} ignored SIGTERM for {STOP_TIMEOUT:?} and was killed",
@@ -382,13 +416,15 @@ impl Cluster {
     }
 
     fn processes(&self) -> impl Iterator<Item = &ManagedProcess> {
-        std::iter::once(&self.catalog)
+        self.catalogs
+            .iter()
             .chain(&self.nodes)
             .chain(std::iter::once(&self.router))
     }
 
     fn processes_mut(&mut self) -> impl Iterator<Item = &mut ManagedProcess> {
-        std::iter::once(&mut self.catalog)
+        self.catalogs
+            .iter_mut()
             .chain(&mut self.nodes)
             .chain(std::iter::once(&mut self.router))
     }
@@ -396,9 +432,12 @@ impl Cluster {
     /// Starts the catalog, the nodes and the router, each once the previous ones listen, then
     /// waits until the router serves clients and knows every node.
     async fn start_processes(&mut self) -> Result<(), String> {
-        self.catalog.start()?;
-        let catalog = &mut self.catalog;
-        wait_for_tcp(self.catalog_addr, STARTUP_TIMEOUT, || catalog.check_alive()).await?;
+        for catalog in &mut self.catalogs {
+            catalog.start()?;
+        }
+        for (catalog, addr) in self.catalogs.iter_mut().zip(&self.catalog_addrs) {
+            wait_for_tcp(*addr, STARTUP_TIMEOUT, || catalog.check_alive()).await?;
+        }
         for node in &mut self.nodes {
             node.start()?;
         }
@@ -476,8 +515,16 @@ impl Drop for Cluster {
         for node in &mut self.nodes {
             node.kill();
         }
-        self.catalog.kill();
+        for catalog in &mut self.catalogs {
+            catalog.kill();
+        }
     }
+}
+
+/// Starts `process` and waits until it listens on `addr`.
+async fn start_and_wait(process: &mut ManagedProcess, addr: SocketAddr) -> Result<(), String> {
+    process.start()?;
+    wait_for_tcp(addr, STARTUP_TIMEOUT, || process.check_alive()).await
 }
 
 /// The first column of the first row of a simple query's result.

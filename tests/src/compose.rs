@@ -1,4 +1,4 @@
-//! [`ComposeCluster`]: the cluster of `docker/docker-compose.yml` (a catalog, five nodes, two
+//! [`ComposeCluster`]: the cluster of `docker/docker-compose.yml` (three catalog members, five nodes, two
 //! routers, each in its own container) brought up under a project name of its own, with its
 //! routers published on free 127.0.0.1 ports, and the container faults the compose fault test
 //! applies: `docker kill`, `docker stop` / `docker start`, `docker network disconnect` /
@@ -23,8 +23,17 @@ use crate::client::{connect, describe_error, simple_rows};
 use crate::net::free_local_addr;
 
 /// The services of the compose file, in start order.
-pub const SERVICES: [&str; 8] = [
-    "catalog", "node-1", "node-2", "node-3", "node-4", "node-5", "router-1", "router-2",
+pub const SERVICES: [&str; 10] = [
+    "catalog-1",
+    "catalog-2",
+    "catalog-3",
+    "node-1",
+    "node-2",
+    "node-3",
+    "node-4",
+    "node-5",
+    "router-1",
+    "router-2",
 ];
 /// The shard nodes among [`SERVICES`].
 pub const NODES: [&str; 5] = ["node-1", "node-2", "node-3", "node-4", "node-5"];
@@ -198,7 +207,7 @@ impl ComposeCluster {
                 "inspect",
                 "--format",
                 "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
-                self.container("catalog"),
+                self.container("catalog-1"),
             ])
             .await?;
         self.network = match networks.split_whitespace().collect::<Vec<_>>().as_slice() {

@@ -1,4 +1,4 @@
-//! The docker compose cluster (`docker/docker-compose.yml`: a catalog, five shard nodes, two
+//! The docker compose cluster (`docker/docker-compose.yml`: three catalog members, five shard nodes, two
 //! routers, each in a container of the image `docker/build-image.sh` builds) under container
 //! faults, while concurrent writers record what was acknowledged:
 //!
@@ -6,7 +6,8 @@
 //! 2. `docker stop` of another leading node, which must exit cleanly (code 0) on SIGTERM as
 //!    PID 1, then `docker start`;
 //! 3. `docker network disconnect` of a third node past the election timeout, then `connect`;
-//! 4. `docker kill` of router 1: the writers carry on through router 2.
+//! 4. `docker kill` of a catalog member: a table is created meanwhile, through router 2;
+//! 5. `docker kill` of router 1: the writers carry on through router 2.
 //!
 //! Afterwards every acknowledged insert is there exactly once, every counter counts its
 //! acknowledged increments (give or take those of unknown outcome), the replicas of every
@@ -44,8 +45,9 @@ const IMAGE_UID: &str = "10001";
 
 const WRITERS: i64 = 6;
 
-/// The shards `events_ddl(5, ..)` makes: five of `events`, two of `counters`.
-const SHARDS: usize = 7;
+/// The shards of the test's tables: five of `events` (`events_ddl(5, ..)`), two of
+/// `counters`, and `made_without_catalog_1`'s.
+const SHARDS: usize = 8;
 const REPLICAS: usize = 3;
 
 fn fail(message: &str) -> ! {
@@ -199,7 +201,25 @@ async fn acknowledged_writes_survive_container_faults() {
     faults.push((format!("docker network disconnect {cut}"), began, Instant::now()));
     tokio::time::sleep(BETWEEN_FAULTS).await;
 
-    // 4. Router 1 killed: the writers go on through router 2.
+    // 4. A catalog member killed: the other two go on (here: a table is created through them),
+    //    and it catches up once started again.
+    let began = Instant::now();
+    cluster.kill("catalog-1").await.unwrap_or_else(|e| fail(&e));
+    read_rows(
+        router_2,
+        "CREATE TABLE IF NOT EXISTS made_without_catalog_1 (k INT PRIMARY KEY)",
+    )
+    .await;
+    read_rows(
+        router_2,
+        "INSERT INTO made_without_catalog_1 VALUES (1) ON CONFLICT DO NOTHING",
+    )
+    .await;
+    cluster.start_service("catalog-1").await.unwrap_or_else(|e| fail(&e));
+    faults.push(("docker kill catalog-1".into(), began, Instant::now()));
+    tokio::time::sleep(BETWEEN_FAULTS).await;
+
+    // 5. Router 1 killed: the writers go on through router 2.
     let router_killed_at = Instant::now();
     cluster.kill("router-1").await.unwrap_or_else(|e| fail(&e));
     tokio::time::sleep(BETWEEN_FAULTS).await;

@@ -196,6 +196,32 @@ async fn the_course_payloads_work_and_share_the_table_with_sql() {
     let status = api.ok("GET", "/status", "").await;
     assert_eq!(status["shards"].as_array().map(Vec::len), Some(5), "{status}");
     assert_eq!(query_count(&sql, "SELECT count(*) FROM sh5").await, 1);
+
+    // /rm of a named server: it is drained (its replicas move to the others) and leaves.
+    let message = api
+        .refused(400, "DELETE", "/rm", r#"{"n": 1, "servers": ["node99"]}"#)
+        .await;
+    assert!(message.contains("not a live server"), "{message}");
+    let message = api.refused(400, "DELETE", "/rm", r#"{"n": 4}"#).await;
+    assert!(message.contains("must stay"), "{message}");
+    let removed = api.ok("DELETE", "/rm", r#"{"n": 1, "servers": ["node6"]}"#).await;
+    assert_eq!(
+        removed,
+        json!({"message": {"N": 5, "servers": ["node6"]}, "status": "successful"})
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = api.ok("GET", "/status", "").await;
+        if status["servers"].get("node6").is_none() && status["N"] == 5 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node6 still holds replicas a minute after /rm: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(query_count(&sql, "SELECT count(*) FROM studt").await, 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]

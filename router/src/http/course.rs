@@ -409,7 +409,11 @@ pub async fn add(State(engine): Api, body: Bytes) -> ApiResult {
     success(json!({"N": live_nodes(&engine.map()), "message": message, "status": "successful"}))
 }
 
-/// `DELETE /rm`: removing servers needs the provisioner too, so only `n` = 0 succeeds.
+/// `DELETE /rm`: takes `n` servers out of the cluster: those `servers` names (as `/status`
+/// names them: `node3`), then, if `n` is larger, the live nodes holding the fewest replicas.
+/// Each is drained (`tessera_remove_node`: its replicas move to the other nodes, then it
+/// leaves the map); stopping its process is left to whoever started it. Refused as a whole,
+/// before anything changes, when the nodes left could not hold every table's replicas.
 pub async fn rm(State(engine): Api, body: Bytes) -> ApiResult {
     let obj = json_object(&body)?;
     let n = integer(required(&obj, "n")?, "n")?;
@@ -425,10 +429,56 @@ pub async fn rm(State(engine): Api, body: Bytes) -> ApiResult {
             "<Error> Length of server list is more than removable instances",
         ));
     }
-    if n > 0 {
-        return Err(no_provisioner("removing"));
+    let map = engine.map();
+    let alive: Vec<&tessera_types::schema::NodeInfo> = map
+        .nodes
+        .values()
+        .filter(|node| node.state == NodeState::Alive)
+        .collect();
+    let mut chosen: Vec<u64> = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        let name = string(s, &format!("servers[{i}]"))?;
+        let id = name
+            .strip_prefix("node")
+            .and_then(|id| id.parse::<u64>().ok())
+            .filter(|id| alive.iter().any(|node| node.id == *id))
+            .ok_or_else(|| {
+                ApiError::bad(format!(
+                    "<Error> server \"{name}\" is not a live server (GET /status names them: node1, node2, ...)"
+                ))
+            })?;
+        if !chosen.contains(&id) {
+            chosen.push(id);
+        }
     }
-    let servers: Vec<String> = Vec::new();
+    let held = |id: u64| {
+        map.shards
+            .values()
+            .flat_map(|s| &s.replicas)
+            .filter(|r| r.node == id)
+            .count()
+    };
+    let mut others: Vec<u64> = alive
+        .iter()
+        .map(|node| node.id)
+        .filter(|id| !chosen.contains(id))
+        .collect();
+    others.sort_by_key(|id| (held(*id), std::cmp::Reverse(*id)));
+    chosen.extend(others.into_iter().take((n as usize).saturating_sub(chosen.len())));
+    let needed = map.tables.values().map(|t| t.replicas as usize).max().unwrap_or(0);
+    if chosen.len() < n as usize || alive.len() - chosen.len() < needed.max(1) {
+        return Err(ApiError::bad(format!(
+            "<Error> cannot remove {n} of the {} live servers: {} must stay for the tables' {needed} replicas per shard",
+            alive.len(),
+            needed.max(1)
+        )));
+    }
+    for id in &chosen {
+        engine
+            .run(&format!("SELECT tessera_remove_node({id})"), Vec::new())
+            .await?;
+    }
+    let servers: Vec<String> = chosen.iter().map(|id| format!("node{id}")).collect();
     success(json!({
         "message": {"N": live_nodes(&engine.map()), "servers": servers},
         "status": "successful",

@@ -115,6 +115,14 @@ pub enum Request {
         payload: Vec<u8>,
     },
 
+    // ---- catalog member -> catalog member ----
+    /// A Raft message of the catalog's own group.
+    CatalogRaft {
+        kind: RaftKind,
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+
     // ---- node / router -> catalog ----
     RegisterNode {
         node: Option<NodeId>,
@@ -252,6 +260,10 @@ pub enum RpcError {
     /// if known.
     #[error("replica of shard {shard} is not the primary")]
     NotLeader { shard: ShardId, leader: Option<NodeId> },
+    /// This catalog member does not lead the catalog's group; `leader` is the address of the
+    /// one that does, if known.
+    #[error("this catalog member is not the leader")]
+    NotCatalogLeader { leader: Option<String> },
     /// The node holds no replica of this shard (any more).
     #[error("this node holds no replica of shard {shard}")]
     UnknownShard { shard: ShardId },

@@ -1,6 +1,7 @@
 //! Messages between Tessera processes and the multiplexed connections that carry them.
 
 pub mod message;
+pub mod raft;
 pub mod transport;
 
 pub use message::*;

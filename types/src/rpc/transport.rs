@@ -505,18 +505,47 @@ impl RpcPool {
     }
 }
 
-/// Calls the first of `addrs` that answers: the way to reach a service with several members
-/// (the catalog).
+/// How long `call_any` keeps looking for a member that answers (a catalog electing a leader
+/// takes one to two seconds).
+const CALL_ANY_BUDGET: Duration = Duration::from_secs(5);
+/// The pause between two rounds over the members.
+const CALL_ANY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Calls the first of `addrs` that answers as the service's leader: the way to reach a
+/// service with several members (the catalog). A member that is down or not the leader is
+/// passed over (for the leader it names, if any); rounds over the members go on for
+/// `CALL_ANY_BUDGET`, and the last error is returned after that.
 pub async fn call_any(pool: &RpcPool, addrs: &[String], request: Request) -> Result<Response, RpcError> {
     let mut last = RpcError::Unavailable {
         addr: addrs.join(","),
         reason: "no address configured".into(),
     };
-    for addr in addrs {
-        match pool.client(addr).call(request.clone()).await {
-            Err(e @ RpcError::Unavailable { .. }) => last = e,
-            other => return other,
+    let deadline = tokio::time::Instant::now() + CALL_ANY_BUDGET;
+    let mut hint: Option<String> = None;
+    loop {
+        let first = hint.take();
+        let order: Vec<&String> = first
+            .iter()
+            .chain(addrs.iter().filter(|a| Some(*a) != first.as_ref()))
+            .collect();
+        for addr in order {
+            match pool.client(addr).call(request.clone()).await {
+                Err(e @ RpcError::Unavailable { .. }) => last = e,
+                Err(RpcError::NotCatalogLeader { leader }) => {
+                    last = RpcError::NotCatalogLeader { leader: leader.clone() };
+                    if let Some(l) = leader.filter(|l| l != addr && addrs.contains(l)) {
+                        hint = Some(l);
+                        break;
+                    }
+                }
+                other => return other,
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(last);
+        }
+        if hint.is_none() {
+            tokio::time::sleep(CALL_ANY_PAUSE).await;
         }
     }
-    Err(last)
 }

@@ -28,6 +28,10 @@ pub struct CatalogState {
     pub tasks: std::collections::BTreeMap<TaskId, TaskInfo>,
     #[serde(default)]
     pub next_task: TaskId,
+    /// Whether replicas are being moved until the live nodes hold balanced numbers of them
+    /// (`tessera_rebalance`, `tessera_add_node`); cleared once they do.
+    #[serde(default)]
+    pub balancing: bool,
 }
 
 /// A change to the catalog.
@@ -56,6 +60,10 @@ pub enum Command {
     },
     DropShard {
         shard: ShardId,
+    },
+    /// Starts or stops moving replicas until the live nodes are balanced.
+    SetBalancing {
+        on: bool,
     },
     /// Hands out `count` new ids of a kind (for a table, shard or replicas about to be made).
     AllocateIds {
@@ -92,6 +100,17 @@ pub enum Command {
 
 fn err(code: &str, message: impl Into<String>) -> ExecError {
     ExecError::other(code, message)
+}
+
+/// What the control loop should do next (`CatalogState::plan_tasks`).
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Tasks to start.
+    pub tasks: Vec<TaskInfo>,
+    /// Shards that need a change that cannot be made now, and why.
+    pub stuck: Vec<(ShardId, String)>,
+    /// Whether the live nodes hold balanced numbers of replicas.
+    pub balanced: bool,
 }
 
 /// The kinds of ids the catalog hands out, each from its own counter.
@@ -182,6 +201,10 @@ impl CatalogState {
                 self.map.shards.remove(&shard);
             }
             Command::AllocateIds { kind, count } => return Ok(Some(self.allocate(kind, count))),
+            Command::SetBalancing { on } => {
+                self.balancing = on;
+                return Ok(None);
+            }
             Command::RemoveNode { node } => {
                 self.map.nodes.remove(&node);
             }
@@ -299,12 +322,14 @@ impl CatalogState {
     /// - a replica on a dead node is replaced by one on a live node (`Repair`), one on a
     ///   draining node likewise (`Move`);
     /// - a shard with fewer replicas than its table asks for gets one more (`AddReplica`), one
-    ///   with more loses one (`RemoveReplica`), from the node holding the most replicas.
+    ///   with more loses one (`RemoveReplica`), from the node holding the most replicas;
+    /// - while rebalancing, once nothing of the above is to be done, one replica moves from the
+    ///   fullest live node to the emptiest (`Rebalance`).
     ///
     /// A shard whose running replicas are not a majority cannot change its group (its Raft
     /// group has no primary), and one with no node to go to cannot grow: those are reported
-    /// in the second list, with the reason.
-    pub fn plan_tasks(&self, now_ms: u64) -> (Vec<TaskInfo>, Vec<(ShardId, String)>) {
+    /// in `stuck`, with the reason.
+    pub fn plan_tasks(&self, now_ms: u64) -> Plan {
         let mut tasks = Vec::new();
         let mut stuck = Vec::new();
         let state_of = |map: &ClusterMap, node: NodeId| map.nodes.get(&node).map_or(NodeState::Dead, |n| n.state);
@@ -388,7 +413,79 @@ impl CatalogState {
             };
             tasks.push(task);
         }
-        (tasks, stuck)
+        let balanced = match self.rebalancing_move(now_ms) {
+            Some(task) if self.balancing && tasks.is_empty() => {
+                tasks.push(task);
+                false
+            }
+            Some(_) => false,
+            None => true,
+        };
+        Plan { tasks, stuck, balanced }
+    }
+
+    /// How many replicas each live node holds.
+    fn loads(&self) -> std::collections::BTreeMap<NodeId, usize> {
+        let mut loads: std::collections::BTreeMap<NodeId, usize> = self
+            .map
+            .nodes
+            .values()
+            .filter(|n| n.state == NodeState::Alive)
+            .map(|n| (n.id, 0))
+            .collect();
+        for r in self.map.shards.values().flat_map(|s| &s.replicas) {
+            if let Some(l) = loads.get_mut(&r.node) {
+                *l += 1;
+            }
+        }
+        loads
+    }
+
+    /// Replica moves still needed until no live node holds more than one replica more than
+    /// another: as many as the emptiest nodes lack below the average, or the fullest hold
+    /// above it, whichever is more.
+    pub fn moves_to_balance(&self) -> usize {
+        let loads = self.loads();
+        if loads.is_empty() {
+            return 0;
+        }
+        let total: usize = loads.values().sum();
+        let (floor, ceil) = (total / loads.len(), total.div_ceil(loads.len()));
+        let lacking: usize = loads.values().map(|l| floor.saturating_sub(*l)).sum();
+        let excess: usize = loads.values().map(|l| l.saturating_sub(ceil)).sum();
+        lacking.max(excess)
+    }
+
+    /// The next move towards balance (`Rebalance`): a replica from the fullest live node to
+    /// the emptiest, of a shard the emptiest does not hold and no task is changing; `None` when
+    /// the nodes are balanced (or, for now, no shard can move). One move at a time.
+    fn rebalancing_move(&self, now_ms: u64) -> Option<TaskInfo> {
+        if self
+            .tasks
+            .values()
+            .any(|t| t.state == TaskState::Running && t.kind == TaskKind::Rebalance)
+        {
+            return None;
+        }
+        let loads = self.loads();
+        let (&emptiest, &low) = loads.iter().min_by_key(|(id, l)| (**l, std::cmp::Reverse(**id)))?;
+        let (&fullest, &high) = loads.iter().max_by_key(|(id, l)| (**l, **id))?;
+        if high <= low + 1 {
+            return None;
+        }
+        let shard = self.map.shards.values().find(|s| {
+            s.replicas.iter().any(|r| r.node == fullest)
+                && !s.replicas.iter().any(|r| r.node == emptiest)
+                && self.running_task(s.id).is_none()
+        })?;
+        let from = shard.replicas.iter().find(|r| r.node == fullest).cloned();
+        Some(Self::new_task(
+            TaskKind::Rebalance,
+            shard.id,
+            Some(emptiest),
+            from,
+            now_ms,
+        ))
     }
 
     /// Of a shard's replicas, the one on the node that holds the most replicas overall (the
@@ -712,9 +809,9 @@ mod tests {
     #[test]
     fn a_dead_nodes_replica_is_replaced_on_a_live_node_once() {
         let mut st = one_shard_on_three_of_four();
-        assert!(st.plan_tasks(0).0.is_empty(), "nothing to do while all is well");
+        assert!(st.plan_tasks(0).tasks.is_empty(), "nothing to do while all is well");
         set_state(&mut st, 2, NodeState::Dead);
-        let (tasks, stuck) = st.plan_tasks(0);
+        let Plan { tasks, stuck, .. } = st.plan_tasks(0);
         assert!(stuck.is_empty(), "{stuck:?}");
         let [task] = tasks.as_slice() else { panic!("{tasks:?}") };
         assert_eq!(task.kind, TaskKind::Repair);
@@ -725,7 +822,7 @@ mod tests {
             st.tasks[&id].add.as_ref().unwrap().id > 3,
             "a new replica id, never a reused one"
         );
-        assert!(st.plan_tasks(0).0.is_empty(), "one task per shard at a time");
+        assert!(st.plan_tasks(0).tasks.is_empty(), "one task per shard at a time");
         let version = st.map.version;
         st.apply(Command::FinishTask {
             task: id,
@@ -740,7 +837,7 @@ mod tests {
         assert_eq!(shard.epoch, 2);
         assert!(st.map.version > version);
         assert_eq!(st.tasks[&id].state, TaskState::Done);
-        assert!(st.plan_tasks(0).0.is_empty(), "repaired");
+        assert!(st.plan_tasks(0).tasks.is_empty(), "repaired");
     }
 
     #[test]
@@ -748,14 +845,14 @@ mod tests {
         let mut st = one_shard_on_three_of_four();
         set_state(&mut st, 1, NodeState::Dead);
         set_state(&mut st, 2, NodeState::Dead);
-        let (tasks, stuck) = st.plan_tasks(0);
+        let Plan { tasks, stuck, .. } = st.plan_tasks(0);
         assert!(tasks.is_empty(), "{tasks:?}");
         assert!(stuck[0].1.contains("without a majority"), "{stuck:?}");
 
         let mut st = one_shard_on_three_of_four();
         set_state(&mut st, 2, NodeState::Dead);
         set_state(&mut st, 4, NodeState::Dead);
-        let (tasks, stuck) = st.plan_tasks(0);
+        let Plan { tasks, stuck, .. } = st.plan_tasks(0);
         assert!(tasks.is_empty(), "{tasks:?}");
         assert!(stuck[0].1.contains("every other live node holds one"), "{stuck:?}");
     }
@@ -764,7 +861,7 @@ mod tests {
     fn draining_moves_and_replication_factor_changes_add_or_remove() {
         let mut st = one_shard_on_three_of_four();
         set_state(&mut st, 3, NodeState::Draining);
-        let (tasks, _) = st.plan_tasks(0);
+        let Plan { tasks, .. } = st.plan_tasks(0);
         assert_eq!(tasks[0].kind, TaskKind::Move);
         assert_eq!(tasks[0].remove.as_ref().map(|r| r.node), Some(3));
         assert_eq!(tasks[0].add.as_ref().map(|a| a.node), Some(4));
@@ -772,23 +869,80 @@ mod tests {
 
         let mut st = one_shard_on_three_of_four();
         st.apply(Command::SetTableReplicas { table: 1, replicas: 4 }).unwrap();
-        let (tasks, _) = st.plan_tasks(0);
+        let Plan { tasks, .. } = st.plan_tasks(0);
         assert_eq!(tasks[0].kind, TaskKind::AddReplica);
         assert_eq!(tasks[0].add.as_ref().map(|a| a.node), Some(4));
         assert!(tasks[0].remove.is_none());
 
         st.apply(Command::SetTableReplicas { table: 1, replicas: 1 }).unwrap();
-        let (tasks, _) = st.plan_tasks(0);
+        let Plan { tasks, .. } = st.plan_tasks(0);
         assert_eq!(tasks[0].kind, TaskKind::RemoveReplica);
         assert!(tasks[0].add.is_none());
         assert!(tasks[0].remove.is_some());
     }
 
     #[test]
+    fn rebalancing_moves_a_new_nodes_share_one_replica_at_a_time() {
+        // Six shards on nodes 1 to 3 (every one on all three); node 4 is new.
+        let mut st = cluster(4);
+        for _ in 0..6 {
+            let id = allocate(&mut st, IdKind::Shard, 1);
+            let replicas = new_replicas(allocate(&mut st, IdKind::Replica, 3), &[1, 2, 3]);
+            st.map.shards.insert(
+                id,
+                Shard {
+                    id,
+                    table: 1,
+                    name: format!("s{id}"),
+                    bounds: ShardBounds::All,
+                    replicas,
+                    epoch: 1,
+                },
+            );
+        }
+        assert_eq!(
+            st.moves_to_balance(),
+            4,
+            "18 replicas over 4 nodes: node 4's share is 4"
+        );
+        let plan = st.plan_tasks(0);
+        assert!(
+            plan.tasks.is_empty() && !plan.balanced,
+            "unbalanced, but not asked to move"
+        );
+        st.apply(Command::SetBalancing { on: true }).unwrap();
+        let mut moved = 0;
+        loop {
+            let plan = st.plan_tasks(0);
+            if plan.balanced {
+                break;
+            }
+            let [task] = plan.tasks.as_slice() else {
+                panic!("one move at a time: {plan:?}")
+            };
+            assert_eq!(task.kind, TaskKind::Rebalance);
+            assert_eq!(task.add.as_ref().map(|a| a.node), Some(4));
+            let id = st.apply(Command::StartTask { task: task.clone() }).unwrap().unwrap();
+            assert!(st.plan_tasks(0).tasks.is_empty(), "the next move waits for this one");
+            st.apply(Command::FinishTask {
+                task: id,
+                error: None,
+                now_ms: 1,
+            })
+            .unwrap();
+            moved += 1;
+            assert!(moved <= 4, "more moves than node 4's share");
+        }
+        assert_eq!(moved, 4);
+        assert_eq!(st.loads().values().copied().collect::<Vec<_>>(), vec![5, 5, 4, 4]);
+        assert_eq!(st.moves_to_balance(), 0);
+    }
+
+    #[test]
     fn a_failed_task_leaves_the_placement_alone() {
         let mut st = one_shard_on_three_of_four();
         set_state(&mut st, 2, NodeState::Dead);
-        let task = st.plan_tasks(0).0.remove(0);
+        let task = st.plan_tasks(0).tasks.remove(0);
         let id = st.apply(Command::StartTask { task }).unwrap().unwrap();
         let before = st.map.shards.clone();
         st.apply(Command::FinishTask {
@@ -800,7 +954,7 @@ mod tests {
         assert_eq!(st.map.shards, before);
         assert_eq!(st.tasks[&id].state, TaskState::Failed);
         assert_eq!(st.tasks[&id].step, "node 4 did not answer");
-        let retry = st.plan_tasks(0).0;
+        let retry = st.plan_tasks(0).tasks;
         assert_eq!(retry.len(), 1, "a failed repair is planned again");
         let again = st
             .apply(Command::StartTask { task: retry[0].clone() })

@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::service::{now_ms, Catalog};
-use crate::state::{CatalogState, Command};
+use crate::state::{CatalogState, Command, Plan};
 
 /// How often the control loop looks for work.
 const TICK: Duration = Duration::from_millis(250);
@@ -99,7 +99,13 @@ impl Catalog {
     /// now is reported once per reason.
     async fn plan_tasks(&self, reported: &mut HashSet<String>) {
         // The task's and the new replica's ids are given when the task is recorded.
-        let (tasks, stuck) = self.with_state(|st| st.plan_tasks(now_ms()));
+        let Plan { tasks, stuck, balanced } = self.with_state(|st| st.plan_tasks(now_ms()));
+        if balanced && self.with_state(|st| st.balancing) {
+            match self.commit(vec![Command::SetBalancing { on: false }]).await {
+                Ok(_) => info!("the live nodes hold balanced numbers of replicas"),
+                Err(e) => warn!(error = %e, "cannot record the end of rebalancing"),
+            }
+        }
         let drained = self.with_state(|st| st.drained_nodes());
         for node in drained {
             match self.commit(vec![Command::RemoveNode { node }]).await {
@@ -374,14 +380,47 @@ fn describe(task: &TaskInfo) -> String {
     format!("{} of shard {} ({what})", task.kind.name(), task.shard)
 }
 
+/// How long `tessera_add_node` waits for the node to register.
+const ADD_NODE_WAIT: Duration = Duration::from_secs(30);
+
 fn refuse(code: &str, message: String) -> RpcError {
     RpcError::Exec(ExecError::other(code, message))
 }
 
 impl Catalog {
+    /// Waits until a live node at `addr` has registered.
+    async fn wait_for_node(&self, addr: &str) -> Result<(), RpcError> {
+        let deadline = Instant::now() + ADD_NODE_WAIT;
+        loop {
+            let known = self.map().nodes.values().find(|n| n.addr == addr).map(|n| n.state);
+            match known {
+                Some(NodeState::Alive) => return Ok(()),
+                Some(state) if Instant::now() >= deadline => {
+                    return Err(refuse(
+                        "55000",
+                        format!("the node at {addr} is {}, not alive", state.name()),
+                    ))
+                }
+                None if Instant::now() >= deadline => {
+                    return Err(refuse(
+                        "55000",
+                        format!(
+                            "no node at {addr} registered within {} s: start `tessera node --listen {addr} --catalog ...` first",
+                            ADD_NODE_WAIT.as_secs()
+                        ),
+                    ))
+                }
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
     /// Runs an admin function. The change itself is carried out by the control loop (as
     /// tasks, shown in `tessera.tasks`); the answer comes once it is recorded.
     pub(crate) async fn admin(&self, request: AdminRequest) -> Result<Response, RpcError> {
+        if let AdminRequest::AddNode { addr } = &request {
+            self.wait_for_node(addr).await?;
+        }
         let _one_at_a_time = self.ddl.lock().await;
         let map = self.map();
         match request {
@@ -456,6 +495,12 @@ impl Catalog {
                 .await?;
                 info!(table = %table, replicas, changes, "replication factor changed");
                 Ok(Response::Admin(changes))
+            }
+            AdminRequest::AddNode { .. } | AdminRequest::Rebalance => {
+                self.commit(vec![Command::SetBalancing { on: true }]).await?;
+                let moves = self.with_state(|st| st.moves_to_balance());
+                info!(moves, "rebalancing");
+                Ok(Response::Admin(moves as i64))
             }
             AdminRequest::RemoveNode { node } => {
                 let n = map

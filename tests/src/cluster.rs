@@ -88,6 +88,8 @@ pub struct Cluster {
     /// Which nodes the harness has stopped with SIGSTOP and not resumed.
     paused: Vec<bool>,
     router: ManagedProcess,
+    /// Every catalog member's address, as the processes are given it.
+    catalog_list: String,
     // Declared last: dropped after `Drop::drop` has killed the processes that write into it.
     dir: TempDir,
 }
@@ -152,21 +154,7 @@ impl Cluster {
         let nodes = node_addrs
             .iter()
             .enumerate()
-            .map(|(i, addr)| {
-                let mut node_args = args(&["node", "--listen", &addr.to_string(), "--catalog", &catalog_list]);
-                node_args.extend(path_arg("--data-dir", &dir.path().join(format!("node-{i}"))));
-                node_args.extend(args(&["--metrics", &metrics.nodes[i].to_string()]));
-                if options.skip_fsync {
-                    node_args.push("--unsafe-skip-fsync".into());
-                }
-                node_args.extend(options.node_flags.iter().map(OsString::from));
-                ManagedProcess::tied_to_test(
-                    format!("node-{i}"),
-                    &bin,
-                    node_args,
-                    dir.path().join(format!("node-{i}.log")),
-                )
-            })
+            .map(|(i, addr)| node_process(&options, dir.path(), &catalog_list, i, *addr, metrics.nodes[i]))
             .collect();
 
         let mut router_args = args(&[
@@ -195,6 +183,7 @@ impl Cluster {
             nodes,
             paused,
             router,
+            catalog_list,
             dir,
         };
         if let Err(e) = cluster.start_processes().await {
@@ -239,6 +228,22 @@ impl Cluster {
         if let Err(e) = start_and_wait(&mut self.catalogs[i], self.catalog_addrs[i]).await {
             panic!("catalog member {} did not restart: {e}", i + 1);
         }
+    }
+
+    /// Starts one more node (like the others, on a new port and data directory) and waits
+    /// until it listens; returns its index. It registers with the catalog by itself.
+    pub async fn add_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        let (addr, metrics) = (free_local_addr(), free_local_addr());
+        let mut node = node_process(&self.options, self.dir.path(), &self.catalog_list, i, addr, metrics);
+        if let Err(e) = start_and_wait(&mut node, addr).await {
+            panic!("node-{i} did not start: {e}");
+        }
+        self.nodes.push(node);
+        self.node_addrs.push(addr);
+        self.metrics.nodes.push(metrics);
+        self.paused.push(false);
+        i
     }
 
     /// Where node `i` listens.
@@ -519,6 +524,30 @@ impl Drop for Cluster {
             catalog.kill();
         }
     }
+}
+
+/// Node `i` of a cluster built as `options` says, in `dir`, not started yet.
+fn node_process(
+    options: &ClusterOptions,
+    dir: &Path,
+    catalog_list: &str,
+    i: usize,
+    addr: SocketAddr,
+    metrics: SocketAddr,
+) -> ManagedProcess {
+    let mut node_args = args(&["node", "--listen", &addr.to_string(), "--catalog", catalog_list]);
+    node_args.extend(path_arg("--data-dir", &dir.join(format!("node-{i}"))));
+    node_args.extend(args(&["--metrics", &metrics.to_string()]));
+    if options.skip_fsync {
+        node_args.push("--unsafe-skip-fsync".into());
+    }
+    node_args.extend(options.node_flags.iter().map(OsString::from));
+    ManagedProcess::tied_to_test(
+        format!("node-{i}"),
+        tessera_bin(),
+        node_args,
+        dir.join(format!("node-{i}.log")),
+    )
 }
 
 /// Starts `process` and waits until it listens on `addr`.

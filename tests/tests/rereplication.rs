@@ -18,7 +18,9 @@
 //! A second test drives the same machinery through the admin functions, while two writers
 //! keep writing: `tessera_move_replica`, `tessera_set_replicas` up and down, and
 //! `tessera_remove_node`, each followed through `tessera.tasks`, with their errors for bad
-//! arguments; no acknowledged write is lost and every shard's replicas agree afterwards.
+//! arguments; no acknowledged write is lost and every shard's replicas agree afterwards. A
+//! third adds a node to a cluster and `tessera_add_node` moves exactly its share of replicas
+//! to it, one move at a time, leaving the nodes balanced.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -452,5 +454,108 @@ async fn admin_functions_move_replicas_change_the_replication_factor_and_drain_a
         .await
         .unwrap_or_else(|e| fail(&e));
     assert_eq!(agreed.len(), 4, "every shard's replicas agree: {agreed:?}");
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_node_gets_its_share_of_replicas_one_move_at_a_time() {
+    const BALANCE_WRITERS: i64 = 2;
+    let mut options = ClusterOptions::new(3);
+    options.replicas = REPLICAS;
+    let mut cluster = Cluster::start_with(options).await;
+    let client = cluster.client().await;
+    for ddl in events_ddl(4, BALANCE_WRITERS) {
+        execute(&client, &ddl).await;
+    }
+    let counters: Vec<String> = (0..BALANCE_WRITERS).map(|w| format!("({w}, 0)")).collect();
+    execute(&client, &format!("INSERT INTO counters VALUES {}", counters.join(", "))).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<JoinHandle<WriterLog>> = (0..BALANCE_WRITERS)
+        .map(|w| {
+            tokio::spawn(events_writer(
+                vec![cluster.router_addr()],
+                w,
+                stop.clone(),
+                Duration::from_millis(20),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        one_value(&client, "SELECT tessera_rebalance()").await,
+        0,
+        "3 nodes holding all: balanced"
+    );
+
+    // A fourth node: 18 replicas over 4 nodes, so its share is 4 (of 4.5).
+    let new = cluster.add_node().await;
+    let addr = cluster.node_addr(new).to_string();
+    let moves = one_value(&client, &format!("SELECT tessera_add_node('{addr}')")).await;
+    assert_eq!(moves, 4, "the new node's share of 18 replicas over 4 nodes");
+    let new_id = rows(
+        &cluster,
+        &format!("SELECT node_id FROM tessera.nodes WHERE address = '{addr}'"),
+    )
+    .await
+    .unwrap_or_else(|e| fail(&e));
+    let new_id = int(&new_id[0][0]);
+    wait_for_placement(&cluster, "the new node's share", |shards| {
+        shards
+            .iter()
+            .flat_map(|(_, nodes)| nodes)
+            .filter(|n| **n == new_id)
+            .count()
+            == 4
+    })
+    .await;
+    wait_for_tasks(&cluster).await;
+    let shards = placement(&cluster).await.unwrap_or_else(|e| fail(&e));
+    let mut loads = std::collections::BTreeMap::new();
+    for (name, nodes) in &shards {
+        let mut distinct = nodes.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), REPLICAS, "{name} on {nodes:?}");
+        for n in nodes {
+            *loads.entry(*n).or_insert(0) += 1;
+        }
+    }
+    let (low, high) = (loads.values().min().copied(), loads.values().max().copied());
+    assert!(high.zip(low).is_some_and(|(h, l)| h - l <= 1), "unbalanced: {loads:?}");
+    let tasks = rows(
+        &cluster,
+        "SELECT kind, state FROM tessera.tasks WHERE kind = 'rebalance'",
+    )
+    .await
+    .unwrap_or_else(|e| fail(&e));
+    assert_eq!(tasks.len(), 4, "one move per replica moved: {tasks:?}");
+    eprintln!(
+        "rebalance: {} replicas moved to the new node, its ideal share being 18/4 = 4.5 (whole replicas: 4); loads {loads:?}",
+        tasks.len()
+    );
+    assert_eq!(
+        one_value(&client, "SELECT tessera_rebalance()").await,
+        0,
+        "balanced now"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let mut logs = Vec::new();
+    for writer in writers {
+        logs.push(writer.await.expect("a writer panicked"));
+    }
+    let tally = tally(&logs, "rebalance");
+    let events = rows(&cluster, "SELECT k, writer, v FROM events")
+        .await
+        .unwrap_or_else(|e| fail(&e));
+    let counters = rows(&cluster, "SELECT w, n FROM counters")
+        .await
+        .unwrap_or_else(|e| fail(&e));
+    let problems = write_problems(&logs, &tally, &events, &counters);
+    assert!(problems.is_empty(), "problems after rebalancing: {problems:?}");
+    let agreed = wait_for_replicas_to_agree(&client, RECOVERY)
+        .await
+        .unwrap_or_else(|e| fail(&e));
+    assert_eq!(agreed.len(), SHARDS, "every shard's replicas agree: {agreed:?}");
     cluster.stop().await;
 }

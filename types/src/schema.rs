@@ -196,6 +196,8 @@ pub enum TaskKind {
     AddReplica,
     /// A replica removed to reach a table's replication factor.
     RemoveReplica,
+    /// A replica moved from the fullest node to the emptiest (`tessera_rebalance`).
+    Rebalance,
 }
 
 impl TaskKind {
@@ -205,6 +207,7 @@ impl TaskKind {
             TaskKind::Move => "move",
             TaskKind::AddReplica => "add replica",
             TaskKind::RemoveReplica => "remove replica",
+            TaskKind::Rebalance => "rebalance",
         }
     }
 }

@@ -6,7 +6,11 @@
 //! - `tessera_set_replicas(table text, replicas int)`: how many replicas will be added or
 //!   removed to get there;
 //! - `tessera_remove_node(node bigint)`: how many replicas will move off the node before it
-//!   leaves the cluster.
+//!   leaves the cluster;
+//! - `tessera_add_node(addr text)`: waits (up to 30 s) until the node started at `addr` has
+//!   registered, then moves its share of replicas to it, one at a time; returns how many;
+//! - `tessera_rebalance()`: the same without a new node: how many replicas will move until no
+//!   live node holds more than one replica more than another.
 //!
 //! Arguments are constants (literals or parameters are not mixed with columns: there is no
 //! table to read).
@@ -20,10 +24,12 @@ use crate::sql::names::object_parts;
 use crate::sql::Bound;
 
 /// The names of the admin functions, with the types they take (for error messages).
-const FUNCTIONS: [(&str, &str); 3] = [
+const FUNCTIONS: [(&str, &str); 5] = [
     ("tessera_move_replica", "text, bigint, bigint"),
     ("tessera_set_replicas", "text, integer"),
     ("tessera_remove_node", "bigint"),
+    ("tessera_add_node", "text"),
+    ("tessera_rebalance", ""),
 ];
 
 /// An argument as the admin functions take it.
@@ -92,6 +98,8 @@ fn bind_call(name: &str, f: &ast::Function, signature: &str) -> Result<AdminRequ
             replicas: *replicas,
         },
         ("tessera_remove_node", [Arg::Int(node)]) => AdminRequest::RemoveNode { node: node_id(*node)? },
+        ("tessera_add_node", [Arg::Text(addr)]) => AdminRequest::AddNode { addr: addr.clone() },
+        ("tessera_rebalance", []) => AdminRequest::Rebalance,
         _ => return Err(undefined()),
     })
 }

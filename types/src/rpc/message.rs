@@ -155,6 +155,10 @@ pub enum AdminRequest {
     SetReplicas { table: String, replicas: i64 },
     /// Moves every replica off a node, which then leaves the cluster.
     RemoveNode { node: NodeId },
+    /// Waits until the node at `addr` has registered, then moves its share of replicas to it.
+    AddNode { addr: String },
+    /// Moves replicas until the live nodes hold balanced numbers of them.
+    Rebalance,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -310,11 +310,11 @@ impl Session {
                 }
                 ms.to_string()
             }
-            "statement_timeout" => {
+            "statement_timeout" | "idle_in_transaction_session_timeout" => {
                 let ms = value.trim_end_matches("ms").trim();
                 if ms.parse::<u64>().is_err() {
                     return Err(Error::InvalidParameter(format!(
-                        "invalid value for parameter \"statement_timeout\": \"{value}\""
+                        "invalid value for parameter \"{name}\": \"{value}\" (milliseconds)"
                     )));
                 }
                 ms.to_string()

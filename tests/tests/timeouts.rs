@@ -1,6 +1,8 @@
 //! A long query stops when the client cancels it (CancelRequest, psql's Ctrl-C) or when the
 //! session's `statement_timeout` runs out, with SQLSTATE 57014, on every shard it reached; the
-//! session stays usable afterwards.
+//! session stays usable afterwards. A session left idle inside a transaction block for longer
+//! than its `idle_in_transaction_session_timeout` is ended with FATAL 25P03, and its
+//! transaction is not committed; one that keeps working, or idles outside a block, is not.
 
 use std::time::{Duration, Instant};
 
@@ -92,4 +94,54 @@ async fn cancel_and_statement_timeout_stop_a_long_query() {
     );
     canceller.await.expect("canceller").expect("cancel request");
     assert_eq!(query_count(&client, "SELECT count(*) FROM big").await, ROWS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_idle_in_a_transaction_block_is_ended() {
+    let cluster = Cluster::start(1).await;
+    let other = cluster.client().await;
+    execute(&other, "CREATE TABLE t (k INT PRIMARY KEY)").await;
+    let addr = cluster.router_addr();
+    let (client, connection) = tokio_postgres::Config::new()
+        .host(addr.ip().to_string())
+        .port(addr.port())
+        .user("tessera")
+        .dbname("tessera")
+        .connect(NoTls)
+        .await
+        .expect("connect");
+    let connection = tokio::spawn(connection);
+    execute(&client, "SET idle_in_transaction_session_timeout = 300").await;
+    let e = other
+        .simple_query("SET idle_in_transaction_session_timeout = 'soon'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22023"), "{}", describe_error(&e));
+
+    // Idle outside a block: nothing happens.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    execute(&client, "SELECT 1").await;
+
+    // Busy inside a block, never idle for 300 ms: nothing happens either.
+    execute(&client, "BEGIN").await;
+    for k in 0..8 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        execute(&client, &format!("INSERT INTO t VALUES ({k})")).await;
+    }
+    execute(&client, "COMMIT").await;
+    assert_eq!(query_count(&other, "SELECT count(*) FROM t").await, 8);
+
+    // Idle inside a block past the limit: the session ends, and its insert with it.
+    execute(&client, "BEGIN").await;
+    execute(&client, "INSERT INTO t VALUES (100)").await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(client.simple_query("SELECT 1").await.is_err(), "the session still serves");
+    let ended = tokio::time::timeout(Duration::from_secs(5), connection)
+        .await
+        .expect("the connection did not end")
+        .expect("connection task");
+    let e = ended.expect_err("the server ended the connection without an error");
+    assert_eq!(sqlstate(&e), Some("25P03"), "{}", describe_error(&e));
+    assert!(describe_error(&e).contains("idle-in-transaction timeout"), "{}", describe_error(&e));
+    assert_eq!(query_count(&other, "SELECT count(*) FROM t").await, 8);
 }

@@ -78,6 +78,23 @@ pub struct Conn {
     refuse: Option<String>,
     /// The COPY FROM STDIN in progress.
     copy: tokio::sync::Mutex<Option<Loader>>,
+    /// When the connection was opened, and when it last served the client, in milliseconds
+    /// since then (for `idle_in_transaction_session_timeout`).
+    opened: std::time::Instant,
+    last_active_ms: std::sync::atomic::AtomicU64,
+}
+
+/// How often a connection checks whether it has been idle in a transaction for too long.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Marks a connection active while a handler serves a client message: when it is made and
+/// when it is dropped, at the handler's end.
+struct Active<'a>(&'a Conn);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+    }
 }
 
 impl Drop for Conn {
@@ -89,6 +106,21 @@ impl Drop for Conn {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&pid);
     }
+}
+
+/// A PostgreSQL ErrorResponse message of severity FATAL, encoded for the wire.
+fn fatal_message(code: &str, message: &str) -> Vec<u8> {
+    let mut fields = Vec::new();
+    for (tag, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+        fields.push(tag);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut out = vec![b'E'];
+    out.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+    out.extend_from_slice(&fields);
+    out
 }
 
 fn user_error(e: &Error) -> PgWireError {
@@ -155,6 +187,53 @@ impl Conn {
             pid: std::sync::atomic::AtomicI32::new(0),
             refuse,
             copy: tokio::sync::Mutex::new(None),
+            opened: std::time::Instant::now(),
+            last_active_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last_active_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Marks the connection active until the returned guard is dropped.
+    fn active(&self) -> Active<'_> {
+        self.touch();
+        Active(self)
+    }
+
+    /// Ends a session left idle inside a transaction block for longer than its
+    /// `idle_in_transaction_session_timeout`, as PostgreSQL does: it sends FATAL 25P03 through
+    /// `writer` (a second handle on the client's socket) and returns, and the caller closes
+    /// the connection. Its open transaction is then never committed.
+    pub async fn end_when_idle_in_transaction(&self, mut writer: std::net::TcpStream) {
+        loop {
+            tokio::time::sleep(IDLE_CHECK).await;
+            let Ok(session) = self.session.try_lock() else {
+                // A statement is running.
+                self.touch();
+                continue;
+            };
+            if session.txn.status == TxnStatus::Idle {
+                continue;
+            }
+            let Some(limit) = session
+                .setting("idle_in_transaction_session_timeout")
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|ms| *ms > 0)
+            else {
+                continue;
+            };
+            let last = self.last_active_ms.load(std::sync::atomic::Ordering::Relaxed);
+            if (self.opened.elapsed().as_millis() as u64).saturating_sub(last) < limit {
+                continue;
+            }
+            let message = fatal_message("25P03", "terminating connection due to idle-in-transaction timeout");
+            if let Err(e) = std::io::Write::write_all(&mut writer, &message) {
+                tracing::debug!(error = %e, "could not tell an idle client why its session ends");
+            }
+            return;
         }
     }
 
@@ -366,6 +445,7 @@ impl SimpleQueryHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _active = self.active();
         let mut session = self.session.lock().await;
         let statements = match parse(&query.query) {
             Ok(s) => s,
@@ -557,6 +637,7 @@ impl ExtendedQueryHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _active = self.active();
         let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_owned());
         let result = if name != DEFAULT_NAME && client.portal_store().get_statement(&name).is_some() {
             Err(user_error(&Error::Exec(tessera_types::ExecError::other(
@@ -590,6 +671,7 @@ impl ExtendedQueryHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _active = self.active();
         if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
             let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
             if let Some(pgwire::api::store::Entry::Value(stmt)) = client.portal_store().get_statement(name) {
@@ -622,6 +704,7 @@ impl ExtendedQueryHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _active = self.active();
         let result = self._on_execute(client, message).await;
         let st = status_byte(&*self.session.lock().await);
         client.set_transaction_status(st);
@@ -637,6 +720,7 @@ impl ExtendedQueryHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _active = self.active();
         let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
         let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
         let wrong_count = |needed: usize| {
@@ -679,6 +763,7 @@ impl ExtendedQueryHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _active = self.active();
         client.portal_store().rm_portal(DEFAULT_NAME);
         let session = self.session.lock().await;
         finish_query(client, &session).await
@@ -853,6 +938,7 @@ impl CopyHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _active = self.active();
         let mut copy = self.copy.lock().await;
         if let Some(loader) = copy.as_mut() {
             let mut session = self.session.lock().await;
@@ -867,6 +953,7 @@ impl CopyHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _active = self.active();
         let Some(mut loader) = self.copy.lock().await.take() else {
             return Ok(());
         };
@@ -895,6 +982,7 @@ impl CopyHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let _active = self.active();
         let error = match self.copy.lock().await.take() {
             Some(mut loader) => loader.abort(&fail.message).await,
             None => Error::Exec(tessera_types::ExecError::other(

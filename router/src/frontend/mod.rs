@@ -30,6 +30,14 @@ impl Drop for OpenConnection {
     }
 }
 
+/// The socket back, and a second (blocking) handle on it.
+fn second_handle(socket: tokio::net::TcpStream) -> std::io::Result<(tokio::net::TcpStream, std::net::TcpStream)> {
+    let socket = socket.into_std()?;
+    let writer = socket.try_clone()?;
+    socket.set_nonblocking(true)?;
+    Ok((tokio::net::TcpStream::from_std(socket)?, writer))
+}
+
 /// Accepts clients until `stop` fires.
 pub async fn serve(
     listener: TcpListener,
@@ -53,9 +61,19 @@ pub async fn serve(
         };
         let permit = slots.clone().try_acquire_owned().ok();
         let refuse = permit.is_none().then(|| "sorry, too many clients already".to_string());
+        let conn = Arc::new(Conn::new(shared.clone(), refuse));
         let handlers = Handlers {
-            conn: Arc::new(Conn::new(shared.clone(), refuse)),
+            conn: conn.clone(),
             canceller: canceller.clone(),
+        };
+        // A second handle on the socket, for the one message the connection sends outside
+        // pgwire's flow: why an idle session ends.
+        let (socket, writer) = match second_handle(socket) {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!(%peer, error = %e, "cannot set up a client connection");
+                continue;
+            }
         };
         let mut stop = stop.clone();
         let open = OpenConnection::count(&shared.dispatcher.metrics);
@@ -67,6 +85,9 @@ pub async fn serve(
                     if let Err(e) = r {
                         debug!(%peer, error = %e, "client connection ended with an error");
                     }
+                }
+                _ = conn.end_when_idle_in_transaction(writer) => {
+                    debug!(%peer, "ended a session idle in a transaction for too long");
                 }
                 _ = stop.changed() => {}
             }

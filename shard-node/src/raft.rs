@@ -102,19 +102,21 @@ pub type StoredMembership = openraft::StoredMembership<ReplicaId, ReplicaNode>;
 pub type SnapshotMeta = openraft::SnapshotMeta<ReplicaId, ReplicaNode>;
 pub type StorageError = openraft::StorageError<ReplicaId>;
 
-/// Raft timing for shard groups. Heartbeats every 200 ms; a follower that hears nothing for
-/// 700–1400 ms starts an election. openraft gives every AppendEntries one heartbeat interval to
-/// be answered (a follower's fsync included), so a shorter interval makes a loaded node (a big
-/// COPY or DELETE on a small machine) miss heartbeats and start needless elections, which
-/// lose the open transactions of the primary they depose. The read lease
+/// Raft timing for shard groups. Heartbeats every 100 ms; a follower that hears nothing for
+/// 450–600 ms starts an election. openraft's leader lease makes a follower refuse to vote
+/// until `election_timeout_max` has passed since it last heard from its leader, so the first
+/// candidate after a primary dies usually loses and the second wins: a failover takes about
+/// twice the election timeout, which is why the range is narrow and short. openraft gives every
+/// AppendEntries one heartbeat interval to be answered (a follower's fsync included): a loaded
+/// follower's answer can come late, and the entries are then sent again. The read lease
 /// (`replica::LEADER_LEASE`) must stay below the minimum. A snapshot is taken every
 /// `snapshot_after` entries (`NodeConfig::snapshot_after`).
 pub fn raft_config(snapshot_after: u64) -> Arc<openraft::Config> {
     let config = openraft::Config {
         cluster_name: "tessera-shard".into(),
-        heartbeat_interval: 200,
-        election_timeout_min: 700,
-        election_timeout_max: 1_400,
+        heartbeat_interval: 100,
+        election_timeout_min: 450,
+        election_timeout_max: 600,
         install_snapshot_timeout: 5_000,
         max_payload_entries: 512,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_after),

@@ -135,13 +135,20 @@ async fn a_session_idle_in_a_transaction_block_is_ended() {
     execute(&client, "BEGIN").await;
     execute(&client, "INSERT INTO t VALUES (100)").await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    assert!(client.simple_query("SELECT 1").await.is_err(), "the session still serves");
+    assert!(
+        client.simple_query("SELECT 1").await.is_err(),
+        "the session still serves"
+    );
     let ended = tokio::time::timeout(Duration::from_secs(5), connection)
         .await
         .expect("the connection did not end")
         .expect("connection task");
     let e = ended.expect_err("the server ended the connection without an error");
     assert_eq!(sqlstate(&e), Some("25P03"), "{}", describe_error(&e));
-    assert!(describe_error(&e).contains("idle-in-transaction timeout"), "{}", describe_error(&e));
+    assert!(
+        describe_error(&e).contains("idle-in-transaction timeout"),
+        "{}",
+        describe_error(&e)
+    );
     assert_eq!(query_count(&other, "SELECT count(*) FROM t").await, 8);
 }

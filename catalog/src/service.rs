@@ -284,6 +284,9 @@ impl Catalog {
                 }
                 let replicas = replicas.unwrap_or(self.config.replicas);
                 self.with_state(|st| validate_table(st, &name, &columns, &primary_key, partitioning.as_ref()))?;
+                // A partitioned table's shards come later, but a replication factor no live
+                // nodes can give them is refused now, not at its first partition.
+                self.with_state(|st| place_replicas(&st.map, 0, replicas).map(|_| ()))?;
                 let table = Table {
                     id: self.allocate(IdKind::Table, 1).await?,
                     name: name.clone(),

@@ -344,6 +344,34 @@ async fn admin_functions_move_replicas_change_the_replication_factor_and_drain_a
         let e = query_error(&client, sql).await;
         assert_eq!(sqlstate(&e), Some(code), "`{sql}`: {}", describe_error(&e));
     }
+    // A replication factor the 4 nodes cannot give is refused at CREATE TABLE, partitioned
+    // or not, and nothing is made; one they can is kept.
+    for sql in [
+        "CREATE TABLE r5 (k INT PRIMARY KEY) WITH (replicas = 5)",
+        "CREATE TABLE p5 (k INT PRIMARY KEY) PARTITION BY HASH (k) WITH (replicas = 5)",
+    ] {
+        let e = query_error(&client, sql).await;
+        assert_eq!(sqlstate(&e), Some("53000"), "`{sql}`: {}", describe_error(&e));
+        assert!(
+            describe_error(&e).contains("needs 5 replicas"),
+            "{}",
+            describe_error(&e)
+        );
+    }
+    execute(&client, "CREATE TABLE r2 (k INT PRIMARY KEY) WITH (replicas = 2)").await;
+    let made = rows(
+        &cluster,
+        "SELECT table_name, replicas FROM tessera.shards WHERE table_name LIKE '%5' OR table_name = 'r2'",
+    )
+    .await
+    .unwrap_or_else(|e| fail(&e));
+    assert_eq!(made, vec![vec![Some("r2".to_string()), Some("2".to_string())]]);
+    execute(&client, "DROP TABLE r2").await;
+    for table in ["r5", "p5"] {
+        let e = query_error(&client, &format!("SELECT * FROM {table}")).await;
+        assert_eq!(sqlstate(&e), Some("42P01"), "{table} was made: {}", describe_error(&e));
+    }
+
     let shards = placement(&cluster).await.unwrap_or_else(|e| fail(&e));
     let (_, p0_nodes) = shards
         .iter()

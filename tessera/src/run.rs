@@ -83,9 +83,17 @@ async fn serve(process: Process) -> Result<(), StartError> {
         Process::Catalog(config) => catalog(config, stop).await,
         Process::Node(config) => node(config, stop).await,
         Process::Router(config) => router(config, stop).await,
-        Process::Bench(args) => crate::bench::run(args)
-            .await
-            .map_err(|e| StartError::Bench(e.to_string())),
+        // A stop signal drops the benchmark, and with it its scratch clusters, child processes
+        // and PostgreSQL server.
+        Process::Bench(args) => {
+            let mut stop = stop;
+            match stop.until(crate::bench::run(args)).await {
+                Some(result) => result.map_err(|e| StartError::Bench(e.to_string())),
+                None => Err(StartError::Bench(
+                    "interrupted; its scratch clusters were stopped and deleted".into(),
+                )),
+            }
+        }
         // Blocks this runtime thread for at most its timeout; nothing else runs.
         Process::Health(args) => crate::health::check(&args).map(drop).map_err(StartError::from),
     }

@@ -90,3 +90,75 @@ fn the_a4_benchmark_kills_a_node_mid_writes_and_finds_every_row() {
     assert_eq!(doc["rows_wrong"], 0, "{doc}");
     assert!(doc["stall_seconds"].as_f64().is_some_and(|s| s > 0.0), "{doc}");
 }
+
+/// Ctrl-C (SIGINT) stops a running benchmark: it exits with an error saying so, its child
+/// processes are gone and its scratch directory is deleted.
+#[test]
+fn an_interrupted_benchmark_stops_and_cleans_up() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(tessera_bin())
+        .args([
+            "bench",
+            "course",
+            "--config",
+            "a4",
+            "--writes",
+            "16000",
+            "--clients",
+            "1",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("cannot run tessera bench");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut scratch = None;
+    let mut line = String::new();
+    // Wait until the writes run: the scratch cluster is up.
+    while stderr.read_line(&mut line).expect("read stderr") > 0 {
+        if let Some(at) = line.find("starting the cluster in ") {
+            scratch = Some(std::path::PathBuf::from(
+                line[at + "starting the cluster in ".len()..].trim(),
+            ));
+        }
+        if line.contains("writes from") {
+            break;
+        }
+        line.clear();
+    }
+    let scratch = scratch.unwrap_or_else(|| panic!("the benchmark did not say where its cluster is: {line}"));
+    assert!(scratch.is_dir(), "{} does not exist", scratch.display());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).expect("read stderr");
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "an interrupted benchmark reports failure");
+    assert!(rest.contains("interrupted"), "{rest}");
+    assert!(
+        !scratch.exists(),
+        "the scratch directory {} was left behind",
+        scratch.display()
+    );
+    // Killed children take a moment to go.
+    let mut left = String::new();
+    for _ in 0..20 {
+        let found = Command::new("pgrep")
+            .args(["-f", &scratch.display().to_string()])
+            .output()
+            .expect("pgrep");
+        left = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        left.is_empty(),
+        "processes of the benchmark's cluster still run: {left}"
+    );
+}

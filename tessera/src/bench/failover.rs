@@ -6,7 +6,7 @@
 //! that every row is there with what was written.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -295,8 +295,20 @@ async fn verify(sql: &str, ops: &[Op]) -> Result<(usize, usize), BenchError> {
     Ok((found.len(), wrong))
 }
 
+/// Runs A4 in a scratch directory, deleted afterwards unless the run fails (it then holds the
+/// processes' logs), and also when the benchmark is interrupted.
 pub async fn run(args: &CourseArgs, shape: Shape) -> Result<(), BenchError> {
-    let scratch: PathBuf = super::scratch_dir()?.keep();
+    let scratch = super::scratch_dir()?;
+    match run_in(args, shape, scratch.path()).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let kept = scratch.keep();
+            Err(BenchError::Setup(format!("{e}; logs in {}", kept.display())))
+        }
+    }
+}
+
+async fn run_in(args: &CourseArgs, shape: Shape, scratch: &Path) -> Result<(), BenchError> {
     progress(
         args,
         &format!(
@@ -307,7 +319,7 @@ pub async fn run(args: &CourseArgs, shape: Shape) -> Result<(), BenchError> {
             scratch.display()
         ),
     );
-    let (mut processes, sql, http, nodes) = start(&shape, &scratch).await?;
+    let (mut processes, sql, http, nodes) = start(&shape, scratch).await?;
     create_table(args, &shape, &sql, &http).await?;
     let (ops, _) = workload(args, &shape)?;
     progress(
@@ -326,12 +338,10 @@ pub async fn run(args: &CourseArgs, shape: Shape) -> Result<(), BenchError> {
     report(args, &writes, stall, ops.len(), present, wrong);
     if wrong > 0 || present != ops.len() {
         return Err(BenchError::Setup(format!(
-            "{wrong} of {} written rows are missing or different ({present} rows present); logs in {}",
-            ops.len(),
-            scratch.display()
+            "{wrong} of {} written rows are missing or different ({present} rows present)",
+            ops.len()
         )));
     }
-    let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }
 

@@ -57,6 +57,60 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether every replica in the node's manifest belongs to a shard whose other replicas are a
+/// majority of its group, as the catalog's map shows it: then the peers hold all it held.
+async fn peers_hold_everything(config: &NodeConfig, pool: &RpcPool, dir: &Path) -> Result<(), String> {
+    let entries: Vec<ReplicaEntry> = std::fs::read(dir.join("replicas.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let request = Request::GetMap {
+        newer_than: 0,
+        wait_ms: 0,
+    };
+    let map = match call_any(pool, &config.catalog, request).await {
+        Ok(Response::Map(map)) => map,
+        Ok(other) => return Err(format!("the catalog answered {other:?}")),
+        Err(e) => return Err(format!("the catalog cannot be asked where the replicas are ({e})")),
+    };
+    for entry in entries {
+        let Some(shard) = map.shards.get(&entry.shard) else {
+            continue;
+        };
+        if !shard.replicas.iter().any(|r| r.id == entry.replica) {
+            continue;
+        }
+        let others = shard.replicas.len() - 1;
+        if others * 2 <= shard.replicas.len() {
+            return Err(format!(
+                "shard \"{}\" has {} replica(s): without this node's, the others are not a majority",
+                shard.name,
+                shard.replicas.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Moves a node's data (log, replicas, manifest, identity) into `corrupt-<ms since 1970>` in
+/// its data directory, kept for inspection; returns where.
+fn quarantine(dir: &Path) -> std::io::Result<PathBuf> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let aside = dir.join(format!("corrupt-{stamp}"));
+    std::fs::create_dir_all(&aside)?;
+    for name in ["wal", "replicas", "replicas.json", "node.json"] {
+        let from = dir.join(name);
+        if from.exists() {
+            std::fs::rename(&from, aside.join(name))?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(aside)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("cannot use data directory {path}: {source}")]
@@ -102,6 +156,33 @@ impl Node {
         };
         std::fs::create_dir_all(dir.join("replicas")).map_err(io)?;
         let node_file = dir.join("node.json");
+        let sync = if config.unsafe_skip_fsync {
+            SyncMode::Unsafe
+        } else {
+            SyncMode::Durable
+        };
+        // The log is read before the node says who it is: a log corrupt in the middle (not a
+        // torn tail, which is cut off) cannot be trusted for any replica, so everything is
+        // set aside and the node starts again empty, under a new id. Its old replicas are then
+        // dead to the catalog, which re-creates them from their peers.
+        let wal = match Wal::open(&dir.join("wal"), sync) {
+            Ok(wal) => wal,
+            Err(e @ tessera_wal::WalError::Corrupt { .. }) => {
+                if let Err(why) = peers_hold_everything(&config, &pool, &dir).await {
+                    tracing::error!(error = %e, "the write-ahead log is corrupt and {why}: not starting, so that nothing is lost; restore the data directory or remove it to start this node empty");
+                    return Err(e.into());
+                }
+                let aside = quarantine(&dir).map_err(io)?;
+                tracing::error!(
+                    error = %e,
+                    moved_to = %aside.display(),
+                    "the write-ahead log is corrupt: this node's data is set aside and the node starts empty under a new id, so that its replicas are re-created from their peers"
+                );
+                std::fs::create_dir_all(dir.join("replicas")).map_err(io)?;
+                Wal::open(&dir.join("wal"), sync)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let known: NodeFile = std::fs::read(&node_file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -134,12 +215,6 @@ impl Node {
             let bytes = serde_json::to_vec(&NodeFile { node_id: Some(id) }).unwrap_or_default();
             write_atomically(&node_file, &bytes).map_err(io)?;
         }
-        let sync = if config.unsafe_skip_fsync {
-            SyncMode::Unsafe
-        } else {
-            SyncMode::Durable
-        };
-        let wal = Wal::open(&dir.join("wal"), sync)?;
         let peers = Arc::new(Peers {
             pool,
             addrs: RwLock::new(HashMap::new()),

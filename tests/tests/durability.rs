@@ -1,5 +1,7 @@
 //! Durability: every acknowledged row survives a restart of the whole cluster (SIGTERM, then
-//! start again on the same data directories) and a node killed with SIGKILL and restarted.
+//! start again on the same data directories) and a node killed with SIGKILL and restarted,
+//! and a node whose write-ahead log is corrupted in the middle sets its data aside, starts
+//! empty under a new id, and its replicas are re-created from their peers.
 //! Nodes run with fsync on. Reads after a restart are retried while the cluster recovers
 //! (errors only); the rows read are then compared exactly with the rows acknowledged.
 
@@ -192,4 +194,97 @@ async fn rows_written_while_a_node_is_down_are_kept() {
 
     cluster.restart_node(2).await;
     assert_same_students(&read_students(&cluster).await, &acknowledged, "after node-2 came back");
+}
+
+/// Flips bytes in the middle of the largest segment of a node's write-ahead log.
+fn corrupt_the_log(node_dir: &std::path::Path) {
+    let wal = node_dir.join("wal");
+    let segment = std::fs::read_dir(&wal)
+        .unwrap_or_else(|e| panic!("{}: {e}", wal.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .unwrap_or_else(|| panic!("no segment in {}", wal.display()));
+    let mut bytes = std::fs::read(&segment).expect("read the segment");
+    assert!(
+        bytes.len() > 1_000,
+        "{} is only {} bytes",
+        segment.display(),
+        bytes.len()
+    );
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 16] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&segment, &bytes).expect("write the segment");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_log_is_corrupt_starts_empty_and_its_replicas_come_back_from_peers() {
+    let mut options = tessera_tests::ClusterOptions::new(4);
+    options.replicas = 3;
+    options.dead_after_ms = Some(1_500);
+    let mut cluster = Cluster::start_with(options).await;
+    let client = cluster.client().await;
+    create_studt(&client).await;
+    let acknowledged = insert_students(&client, 11, 400).await;
+
+    let addr = cluster.node_addr(1).to_string();
+    let before = simple_rows(
+        &client,
+        &format!("SELECT node_id FROM tessera.nodes WHERE address = '{addr}'"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let old_id = before[0][0].clone().unwrap_or_default();
+    cluster.kill_node(1);
+    let node_dir = cluster.dir().join("node-1");
+    corrupt_the_log(&node_dir);
+    cluster.restart_node(1).await;
+
+    // The node set its data aside and registered anew; the old identity's replicas are
+    // re-created from their peers, every shard back to three.
+    let set_aside = std::fs::read_dir(&node_dir)
+        .expect("node dir")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("corrupt-"));
+    assert!(
+        set_aside,
+        "the corrupt data was not set aside in {}",
+        node_dir.display()
+    );
+    retry_until(
+        "every shard back to three replicas, none on the old identity",
+        RECOVERY_TIMEOUT,
+        || async {
+            let shards = simple_rows(&client, "SELECT shard_name, replicas, nodes FROM tessera.shards").await?;
+            let nodes = simple_rows(
+                &client,
+                &format!("SELECT node_id FROM tessera.nodes WHERE address = '{addr}'"),
+            )
+            .await?;
+            let pending: Vec<String> = shards
+                .iter()
+                .filter(|s| {
+                    s[1].as_deref() != Some("3") || s[2].as_deref().unwrap_or("").split(',').any(|n| n == old_id)
+                })
+                .map(|s| format!("{s:?}"))
+                .collect();
+            let new_id = nodes.iter().filter_map(|n| n[0].clone()).any(|id| id != old_id);
+            if pending.is_empty() && new_id {
+                Ok(())
+            } else {
+                Err(format!("pending: {pending:?}; nodes at {addr}: {nodes:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_same_students(
+        &read_students(&cluster).await,
+        &acknowledged,
+        "after node-1's log was corrupted",
+    );
+    cluster.check_processes().unwrap_or_else(|e| panic!("{e}"));
 }

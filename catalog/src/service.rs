@@ -151,12 +151,29 @@ impl Catalog {
             "This member's Raft term; every election raises it.",
             m.current_term as f64,
         );
-        let running = self.with_state(|st| st.running_tasks().len());
+        let (running, by_kind) = self.with_state(|st| {
+            let mut by_kind: BTreeMap<(&'static str, &'static str), usize> = BTreeMap::new();
+            for t in st.tasks.values() {
+                *by_kind.entry((t.kind.name(), t.state.name())).or_default() += 1;
+            }
+            (st.running_tasks().len(), by_kind)
+        });
         page.single(
             "gauge",
             "tessera_catalog_tasks_running",
             "Replica changes in progress.",
             running as f64,
+        );
+        let samples: Vec<(Vec<String>, f64)> = by_kind
+            .into_iter()
+            .map(|((kind, state), n)| (vec![kind.to_string(), state.to_string()], n as f64))
+            .collect();
+        page.samples(
+            "gauge",
+            "tessera_catalog_tasks",
+            "Replica changes the catalog keeps (running and the last finished), by kind and state.",
+            &["kind", "state"],
+            &samples,
         );
         page.finish()
     }

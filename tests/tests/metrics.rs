@@ -118,6 +118,13 @@ async fn every_process_serves_metrics_that_count_what_happened() {
     );
     assert_eq!(one(&catalog, "tessera_catalog_shards", &[]), 4.0);
     assert_eq!(one(&catalog, "tessera_catalog_replicas", &[]), 12.0);
+    assert_eq!(
+        one(&catalog, "tessera_catalog_leader", &[]),
+        1.0,
+        "a catalog of one leads"
+    );
+    assert!(one(&catalog, "tessera_catalog_term", &[]) >= 1.0, "{catalog}");
+    assert_eq!(one(&catalog, "tessera_catalog_tasks_running", &[]), 0.0, "{catalog}");
 
     let elsewhere = request(addrs.router, "GET", "/other", "")
         .await

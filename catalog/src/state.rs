@@ -742,10 +742,9 @@ mod tests {
         st.apply(Command::AllocateIds { kind, count }).unwrap().unwrap()
     }
 
-    fn place(st: &mut CatalogState, replicas: u32) -> Vec<NodeId> {
-        let id = allocate(st, IdKind::Shard, 1);
-        let nodes = place_replicas(&st.map, id, replicas).unwrap();
-        let reps = new_replicas(allocate(st, IdKind::Replica, nodes.len() as u64), &nodes);
+    /// Records shard `id` of table 1 with new replicas on `nodes`.
+    fn add_shard(st: &mut CatalogState, id: ShardId, nodes: &[NodeId]) {
+        let replicas = new_replicas(allocate(st, IdKind::Replica, nodes.len() as u64), nodes);
         st.map.shards.insert(
             id,
             Shard {
@@ -753,10 +752,16 @@ mod tests {
                 table: 1,
                 name: format!("s{id}"),
                 bounds: ShardBounds::All,
-                replicas: reps,
+                replicas,
                 epoch: 1,
             },
         );
+    }
+
+    fn place(st: &mut CatalogState, replicas: u32) -> Vec<NodeId> {
+        let id = allocate(st, IdKind::Shard, 1);
+        let nodes = place_replicas(&st.map, id, replicas).unwrap();
+        add_shard(st, id, &nodes);
         nodes
     }
 
@@ -786,19 +791,8 @@ mod tests {
                 replicas: 3,
             },
         );
-        let replicas = new_replicas(allocate(&mut st, IdKind::Replica, 3), &[1, 2, 3]);
         let id = allocate(&mut st, IdKind::Shard, 1);
-        st.map.shards.insert(
-            id,
-            Shard {
-                id,
-                table: 1,
-                name: "t".into(),
-                bounds: ShardBounds::All,
-                replicas,
-                epoch: 1,
-            },
-        );
+        add_shard(&mut st, id, &[1, 2, 3]);
         st
     }
 
@@ -887,18 +881,7 @@ mod tests {
         let mut st = cluster(4);
         for _ in 0..6 {
             let id = allocate(&mut st, IdKind::Shard, 1);
-            let replicas = new_replicas(allocate(&mut st, IdKind::Replica, 3), &[1, 2, 3]);
-            st.map.shards.insert(
-                id,
-                Shard {
-                    id,
-                    table: 1,
-                    name: format!("s{id}"),
-                    bounds: ShardBounds::All,
-                    replicas,
-                    epoch: 1,
-                },
-            );
+            add_shard(&mut st, id, &[1, 2, 3]);
         }
         assert_eq!(
             st.moves_to_balance(),

@@ -57,8 +57,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether every replica in the node's manifest belongs to a shard whose other replicas are a
-/// majority of its group, as the catalog's map shows it: then the peers hold all it held.
+/// Whether every replica in the node's manifest belongs to a shard whose other replicas, on
+/// nodes the catalog's map shows alive, are a majority of its group: then the peers hold all
+/// it held.
 async fn peers_hold_everything(config: &NodeConfig, pool: &RpcPool, dir: &Path) -> Result<(), String> {
     let entries: Vec<ReplicaEntry> = std::fs::read(dir.join("replicas.json"))
         .ok()
@@ -80,10 +81,15 @@ async fn peers_hold_everything(config: &NodeConfig, pool: &RpcPool, dir: &Path) 
         if !shard.replicas.iter().any(|r| r.id == entry.replica) {
             continue;
         }
-        let others = shard.replicas.len() - 1;
+        let others = shard
+            .replicas
+            .iter()
+            .filter(|r| r.id != entry.replica)
+            .filter(|r| map.nodes.get(&r.node).is_some_and(|n| n.state.is_up()))
+            .count();
         if others * 2 <= shard.replicas.len() {
             return Err(format!(
-                "shard \"{}\" has {} replica(s): without this node's, the others are not a majority",
+                "shard \"{}\" has {} replica(s) and only {others} other on running nodes: without this node's, they are not a majority",
                 shard.name,
                 shard.replicas.len()
             ));

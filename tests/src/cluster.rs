@@ -350,9 +350,15 @@ impl Cluster {
             !self.nodes[i].is_running(),
             "restart_node({i}): node-{i} is still running; kill or stop it first"
         );
-        if let Err(e) = start_and_wait(&mut self.nodes[i], self.node_addrs[i]).await {
+        if let Err(e) = self.try_restart_node(i).await {
             panic!("node-{i} did not restart: {e}");
         }
+    }
+
+    /// Starts node `i` again, on the same port and data directory, and waits until it
+    /// listens; the error says why it did not (it exited, with its last log lines).
+    pub async fn try_restart_node(&mut self, i: usize) -> Result<(), String> {
+        start_and_wait(&mut self.nodes[i], self.node_addrs[i]).await
     }
 
     /// Stops every process politely (SIGTERM; SIGKILL after a timeout): the router first,

@@ -1,4 +1,4 @@
-//! Concurrent writers for the fault tests (`failover.rs`, `compose.rs`): what a write's answer
+//! Concurrent writers for the fault tests (`failover.rs`, `compose.rs`, `rereplication.rs`): what a write's answer
 //! says about whether it was applied, a connection that moves to another router when its own
 //! fails, and a writer that inserts keys of its own and increments its counter while faults
 //! happen, recording every acknowledged, unknown and failed write for the checks afterwards.
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::client::{connect, describe_error, TextRows};
+use crate::client::{connect, describe_error, execute, TextRows};
 
 /// How long one statement may take before its outcome counts as unknown.
 pub const STATEMENT_WAIT: Duration = Duration::from_secs(20);
@@ -125,6 +125,51 @@ pub fn events_ddl(event_shards: usize, writers: i64) -> Vec<String> {
         "CREATE TABLE counters_high PARTITION OF counters FOR VALUES FROM ({half}) TO ({writers})"
     ));
     ddl
+}
+
+/// Events writers at work: `events_ddl`'s tables made, every writer's counter at zero, and one
+/// [`events_writer`] per writer going through `routers`.
+pub struct EventsWriters {
+    stop: Arc<AtomicBool>,
+    writers: Vec<tokio::task::JoinHandle<WriterLog>>,
+}
+
+impl EventsWriters {
+    /// Makes the tables through `client` (`event_shards` shards of `events`) and starts
+    /// `writers` writers, each waiting `after_failure` after a failed write.
+    pub async fn start(
+        client: &Client,
+        routers: Vec<SocketAddr>,
+        event_shards: usize,
+        writers: i64,
+        after_failure: Duration,
+    ) -> EventsWriters {
+        for ddl in events_ddl(event_shards, writers) {
+            execute(client, &ddl).await;
+        }
+        let counters: Vec<String> = (0..writers).map(|w| format!("({w}, 0)")).collect();
+        execute(client, &format!("INSERT INTO counters VALUES {}", counters.join(", "))).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = (0..writers)
+            .map(|w| tokio::spawn(events_writer(routers.clone(), w, stop.clone(), after_failure)))
+            .collect();
+        EventsWriters { stop, writers }
+    }
+
+    /// Stops the writers and returns their logs. Panics if one does not stop within two
+    /// statement waits, or panicked.
+    pub async fn stop(self) -> Vec<WriterLog> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut logs = Vec::new();
+        for writer in self.writers {
+            let log = tokio::time::timeout(STATEMENT_WAIT * 2, writer)
+                .await
+                .unwrap_or_else(|_| panic!("a writer did not stop"))
+                .expect("a writer panicked");
+            logs.push(log);
+        }
+        logs
+    }
 }
 
 /// Writer `w`: inserts rows of `events (k, writer, v)` with keys of its own and, every third

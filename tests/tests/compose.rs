@@ -19,17 +19,12 @@
 //! passes; scripts/test.sh prints the same line before the tests start.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_tests::compose::{self, docker_engine, ComposeCluster, NODES, SERVICES};
 use tessera_tests::replication::{self, wait_for_replicas_to_agree};
-use tessera_tests::writes::{
-    events_ddl, events_writer, longest_stall, tally, write_problems, WriterLog, STATEMENT_WAIT,
-};
+use tessera_tests::writes::{longest_stall, tally, write_problems, EventsWriters};
 use tessera_tests::{connect, describe_error, retry_until, simple_rows, TextRows};
-use tokio::task::JoinHandle;
 
 /// How long the cluster may take to serve again after a fault.
 const RECOVERY: Duration = Duration::from_secs(60);
@@ -135,27 +130,8 @@ async fn acknowledged_writes_survive_container_faults() {
     let client = connect(router_1)
         .await
         .unwrap_or_else(|e| fail(&format!("cannot connect to router-1: {}", describe_error(&e))));
-    for ddl in events_ddl(5, WRITERS) {
-        simple_rows(&client, &ddl)
-            .await
-            .unwrap_or_else(|e| fail(&format!("`{ddl}`: {e}")));
-    }
-    let counters: Vec<String> = (0..WRITERS).map(|w| format!("({w}, 0)")).collect();
-    let sql = format!("INSERT INTO counters VALUES {}", counters.join(", "));
-    simple_rows(&client, &sql).await.unwrap_or_else(|e| fail(&e));
+    let writers = EventsWriters::start(&client, vec![router_1, router_2], 5, WRITERS, Duration::from_millis(50)).await;
     drop(client);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<JoinHandle<WriterLog>> = (0..WRITERS)
-        .map(|w| {
-            tokio::spawn(events_writer(
-                vec![router_1, router_2],
-                w,
-                stop.clone(),
-                Duration::from_millis(50),
-            ))
-        })
-        .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Each fault: what, when it began, when it was undone.
     let mut faults: Vec<(String, Instant, Instant)> = Vec::new();
@@ -223,17 +199,8 @@ async fn acknowledged_writes_survive_container_faults() {
     let router_killed_at = Instant::now();
     cluster.kill("router-1").await.unwrap_or_else(|e| fail(&e));
     tokio::time::sleep(BETWEEN_FAULTS).await;
-    stop.store(true, Ordering::Relaxed);
     faults.push(("docker kill router-1".into(), router_killed_at, Instant::now()));
-
-    let mut logs = Vec::new();
-    for writer in writers {
-        let log = tokio::time::timeout(STATEMENT_WAIT * 2, writer)
-            .await
-            .unwrap_or_else(|_| fail("a writer did not stop"))
-            .expect("a writer panicked");
-        logs.push(log);
-    }
+    let logs = writers.stop().await;
     let stopped_at = Instant::now();
 
     // What happened, printed and not asserted (the machine is shared and noisy).

@@ -288,3 +288,32 @@ async fn a_node_whose_log_is_corrupt_starts_empty_and_its_replicas_come_back_fro
     );
     cluster.check_processes().unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_log_is_corrupt_refuses_to_start_when_its_peers_cannot_stand_in() {
+    // One replica per shard: nobody else holds what node-1 holds.
+    let mut options = tessera_tests::ClusterOptions::new(3);
+    options.replicas = 1;
+    let mut cluster = Cluster::start_with(options).await;
+    let client = cluster.client().await;
+    create_studt(&client).await;
+    insert_students(&client, 3, 200).await;
+    cluster.kill_node(1);
+    let node_dir = cluster.dir().join("node-1");
+    corrupt_the_log(&node_dir);
+    // It may bind its port before it reads its log: wait for it to exit.
+    let _ = cluster.try_restart_node(1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cluster.node_is_running(1) {
+        assert!(std::time::Instant::now() < deadline, "node-1 started on a corrupt log");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(cluster.dir().join("node-1.log")).unwrap_or_default();
+    assert!(log.contains("not starting, so that nothing is lost"), "{log}");
+    let set_aside = std::fs::read_dir(&node_dir)
+        .expect("node dir")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("corrupt-"));
+    assert!(!set_aside, "the only copy of node-1's data was set aside");
+    assert!(node_dir.join("wal").is_dir(), "node-1's log is gone");
+}

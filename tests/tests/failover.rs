@@ -31,8 +31,7 @@ use std::time::{Duration, Instant};
 use tessera_tests::linearizability::{self, Answer, Call, History, Operation};
 use tessera_tests::replication::{self, wait_for_primary, wait_for_replicas_to_agree};
 use tessera_tests::writes::{
-    events_ddl, events_writer, int, longest_stall, tally, write, write_problems, Connection, Outcome, WriterLog,
-    STATEMENT_WAIT,
+    int, longest_stall, tally, write, write_problems, Connection, EventsWriters, Outcome, STATEMENT_WAIT,
 };
 use tessera_tests::{connect, describe_error, execute, retry_until, simple_rows, Cluster, ClusterOptions};
 use tokio::task::JoinHandle;
@@ -86,23 +85,14 @@ async fn acknowledged_writes_survive_a_primary_kill() {
     let _serial = one_at_a_time().await;
     let mut cluster = Cluster::start_with(three_nodes(&[])).await;
     let client = cluster.client().await;
-    for ddl in events_ddl(4, WRITERS) {
-        execute(&client, &ddl).await;
-    }
-    let counters: Vec<String> = (0..WRITERS).map(|w| format!("({w}, 0)")).collect();
-    execute(&client, &format!("INSERT INTO counters VALUES {}", counters.join(", "))).await;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<JoinHandle<WriterLog>> = (0..WRITERS)
-        .map(|w| {
-            tokio::spawn(events_writer(
-                vec![cluster.router_addr()],
-                w,
-                stop.clone(),
-                Duration::from_millis(20),
-            ))
-        })
-        .collect();
+    let writers = EventsWriters::start(
+        &client,
+        vec![cluster.router_addr()],
+        4,
+        WRITERS,
+        Duration::from_millis(20),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // kill -9 the primary of one shard; keep writing; bring it back.
@@ -130,12 +120,7 @@ async fn acknowledged_writes_survive_a_primary_kill() {
     cluster.resume_node(frozen);
     let resumed_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-
-    let mut logs = Vec::new();
-    for writer in writers {
-        logs.push(writer.await.expect("a writer panicked"));
-    }
+    let logs = writers.stop().await;
     let stopped_at = Instant::now();
     cluster.heal_nodes().await;
 

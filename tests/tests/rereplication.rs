@@ -22,17 +22,14 @@
 //! third adds a node to a cluster and `tessera_add_node` moves exactly its share of replicas
 //! to it, one move at a time, leaving the nodes balanced.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_tests::replication::{self, wait_for_primary, wait_for_replicas_to_agree};
-use tessera_tests::writes::{events_ddl, events_writer, int, tally, write_problems, WriterLog};
+use tessera_tests::writes::{int, tally, write_problems, EventsWriters, WriterLog};
 use tessera_tests::{
     connect, describe_error, execute, query_error, retry_until, simple_rows, sqlstate, Cluster, ClusterOptions,
     TextRows,
 };
-use tokio::task::JoinHandle;
 
 const WRITERS: i64 = 6;
 /// Shards of `events_ddl(4, ..)`: four of `events`, two of `counters`.
@@ -75,6 +72,53 @@ async fn placement(cluster: &Cluster) -> Result<Vec<(String, Vec<i64>)>, String>
         .collect()
 }
 
+/// How long a writer waits after a failed write.
+const AFTER_FAILURE: Duration = Duration::from_millis(20);
+
+/// `writers` events writers on four shards of `events` (and two of `counters`), through the
+/// cluster's router.
+async fn start_writers(cluster: &Cluster, client: &tokio_postgres::Client, writers: i64) -> EventsWriters {
+    EventsWriters::start(client, vec![cluster.router_addr()], 4, writers, AFTER_FAILURE).await
+}
+
+/// Stops the writers and checks what they did: every acknowledged write present exactly once,
+/// every counter right (give or take the increments of unknown outcome), and the replicas of
+/// each of the `shards` shards (`replicas` of them, if given) holding the same rows.
+async fn stop_and_check(
+    cluster: &Cluster,
+    client: &tokio_postgres::Client,
+    writers: EventsWriters,
+    label: &str,
+    shards: usize,
+    replicas: Option<usize>,
+) -> Vec<WriterLog> {
+    let logs = writers.stop().await;
+    let tally = tally(&logs, label);
+    let events = rows(cluster, "SELECT k, writer, v FROM events")
+        .await
+        .unwrap_or_else(|e| fail(&e));
+    let counters = rows(cluster, "SELECT w, n FROM counters")
+        .await
+        .unwrap_or_else(|e| fail(&e));
+    let problems = write_problems(&logs, &tally, &events, &counters);
+    if !problems.is_empty() {
+        let shown: Vec<String> = problems.iter().take(30).map(|p| format!("  {p}")).collect();
+        fail(&format!(
+            "{label}: {} problems (first 30):\n{}",
+            problems.len(),
+            shown.join("\n")
+        ));
+    }
+    let agreed = wait_for_replicas_to_agree(client, RECOVERY)
+        .await
+        .unwrap_or_else(|e| fail(&e));
+    assert_eq!(agreed.len(), shards, "every shard's replicas agree: {agreed:?}");
+    if let Some(replicas) = replicas {
+        assert!(agreed.values().all(|a| a.replicas == replicas), "{agreed:?}");
+    }
+    logs
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_nodes_replicas_are_recreated_on_live_nodes() {
     let mut options = ClusterOptions::new(4);
@@ -83,23 +127,7 @@ async fn a_dead_nodes_replicas_are_recreated_on_live_nodes() {
     options.node_flags = vec!["--snapshot-after".into(), "50".into()];
     let mut cluster = Cluster::start_with(options).await;
     let client = cluster.client().await;
-    for ddl in events_ddl(4, WRITERS) {
-        execute(&client, &ddl).await;
-    }
-    let counters: Vec<String> = (0..WRITERS).map(|w| format!("({w}, 0)")).collect();
-    execute(&client, &format!("INSERT INTO counters VALUES {}", counters.join(", "))).await;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<JoinHandle<WriterLog>> = (0..WRITERS)
-        .map(|w| {
-            tokio::spawn(events_writer(
-                vec![cluster.router_addr()],
-                w,
-                stop.clone(),
-                Duration::from_millis(20),
-            ))
-        })
-        .collect();
+    let writers = start_writers(&cluster, &client, WRITERS).await;
     // Long enough for every shard's log to pass a few snapshots, so a new replica cannot
     // catch up from the log alone.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -216,42 +244,13 @@ async fn a_dead_nodes_replicas_are_recreated_on_live_nodes() {
     );
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut logs = Vec::new();
-    for writer in writers {
-        logs.push(writer.await.expect("a writer panicked"));
-    }
-    let tally = tally(&logs, "rereplication");
+    let logs = stop_and_check(&cluster, &client, writers, "rereplication", SHARDS, Some(REPLICAS)).await;
     let after_kill = logs
         .iter()
         .flat_map(|l| l.acknowledged_at.iter())
         .filter(|(t, _)| *t > killed_at + repair_time)
         .count();
     assert!(after_kill > 0, "no write was acknowledged after the repair");
-
-    let events = rows(&cluster, "SELECT k, writer, v FROM events")
-        .await
-        .unwrap_or_else(|e| fail(&e));
-    let counters = rows(&cluster, "SELECT w, n FROM counters")
-        .await
-        .unwrap_or_else(|e| fail(&e));
-    let problems = write_problems(&logs, &tally, &events, &counters);
-    if !problems.is_empty() {
-        let shown: Vec<&String> = problems.iter().take(30).collect();
-        fail(&format!(
-            "{} problems after re-replication (first 30):\n{}",
-            problems.len(),
-            shown.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
-        ));
-    }
-
-    let agreed = wait_for_replicas_to_agree(&client, RECOVERY)
-        .await
-        .unwrap_or_else(|e| fail(&e));
-    assert_eq!(agreed.len(), SHARDS, "every shard's replicas agree: {agreed:?}");
-    for a in agreed.values() {
-        assert_eq!(a.replicas, REPLICAS, "{a:?}");
-    }
 
     // The new replicas were far behind: at least one caught up from a snapshot.
     let snapshots = cluster
@@ -311,22 +310,7 @@ async fn admin_functions_move_replicas_change_the_replication_factor_and_drain_a
     options.replicas = REPLICAS;
     let mut cluster = Cluster::start_with(options).await;
     let client = cluster.client().await;
-    for ddl in events_ddl(2, ADMIN_WRITERS) {
-        execute(&client, &ddl).await;
-    }
-    let counters: Vec<String> = (0..ADMIN_WRITERS).map(|w| format!("({w}, 0)")).collect();
-    execute(&client, &format!("INSERT INTO counters VALUES {}", counters.join(", "))).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<JoinHandle<WriterLog>> = (0..ADMIN_WRITERS)
-        .map(|w| {
-            tokio::spawn(events_writer(
-                vec![cluster.router_addr()],
-                w,
-                stop.clone(),
-                Duration::from_millis(20),
-            ))
-        })
-        .collect();
+    let writers = EventsWriters::start(&client, vec![cluster.router_addr()], 2, ADMIN_WRITERS, AFTER_FAILURE).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Bad arguments are refused with PostgreSQL's error codes, and change nothing.
@@ -414,26 +398,21 @@ async fn admin_functions_move_replicas_change_the_replication_factor_and_drain_a
     assert_eq!(kind, vec![vec![Some("move".to_string()), Some("done".to_string())]]);
 
     // The replication factor up to 4 (one more replica per shard of events), then down to 2.
-    let changes = one_value(&client, "SELECT tessera_set_replicas('events', 4)").await;
-    assert_eq!(changes, 2, "one replica more for each of the 2 shards");
-    wait_for_placement(&cluster, "4 replicas per events shard", |shards| {
-        shards
-            .iter()
-            .filter(|(name, _)| name.starts_with("events_"))
-            .all(|(_, nodes)| nodes.len() == 4)
-    })
-    .await;
-    wait_for_tasks(&cluster).await;
-    let changes = one_value(&client, "SELECT tessera_set_replicas('events', 2)").await;
-    assert_eq!(changes, 4, "two replicas fewer for each of the 2 shards");
-    wait_for_placement(&cluster, "2 replicas per events shard", |shards| {
-        shards
-            .iter()
-            .filter(|(name, _)| name.starts_with("events_"))
-            .all(|(_, nodes)| nodes.len() == 2)
-    })
-    .await;
-    wait_for_tasks(&cluster).await;
+    for (replicas, changes) in [(4, 2), (2, 4)] {
+        let made = one_value(&client, &format!("SELECT tessera_set_replicas('events', {replicas})")).await;
+        assert_eq!(
+            made, changes,
+            "replica changes to reach {replicas} on each of the 2 shards"
+        );
+        wait_for_placement(&cluster, &format!("{replicas} replicas per events shard"), |shards| {
+            shards
+                .iter()
+                .filter(|(name, _)| name.starts_with("events_"))
+                .all(|(_, nodes)| nodes.len() == replicas)
+        })
+        .await;
+        wait_for_tasks(&cluster).await;
+    }
 
     // Drain a node: its replicas move away, then it leaves the cluster.
     let shards = placement(&cluster).await.unwrap_or_else(|e| fail(&e));
@@ -464,24 +443,8 @@ async fn admin_functions_move_replicas_change_the_replication_factor_and_drain_a
     .await;
     wait_for_tasks(&cluster).await;
 
-    stop.store(true, Ordering::Relaxed);
-    let mut logs = Vec::new();
-    for writer in writers {
-        logs.push(writer.await.expect("a writer panicked"));
-    }
-    let tally = tally(&logs, "admin");
-    let events = rows(&cluster, "SELECT k, writer, v FROM events")
-        .await
-        .unwrap_or_else(|e| fail(&e));
-    let counters = rows(&cluster, "SELECT w, n FROM counters")
-        .await
-        .unwrap_or_else(|e| fail(&e));
-    let problems = write_problems(&logs, &tally, &events, &counters);
-    assert!(problems.is_empty(), "problems after the moves: {problems:?}");
-    let agreed = wait_for_replicas_to_agree(&client, RECOVERY)
-        .await
-        .unwrap_or_else(|e| fail(&e));
-    assert_eq!(agreed.len(), 4, "every shard's replicas agree: {agreed:?}");
+    // Two shards of events with 2 replicas each now, two of counters with 3.
+    stop_and_check(&cluster, &client, writers, "admin", 4, None).await;
     cluster.stop().await;
 }
 
@@ -492,22 +455,7 @@ async fn a_new_node_gets_its_share_of_replicas_one_move_at_a_time() {
     options.replicas = REPLICAS;
     let mut cluster = Cluster::start_with(options).await;
     let client = cluster.client().await;
-    for ddl in events_ddl(4, BALANCE_WRITERS) {
-        execute(&client, &ddl).await;
-    }
-    let counters: Vec<String> = (0..BALANCE_WRITERS).map(|w| format!("({w}, 0)")).collect();
-    execute(&client, &format!("INSERT INTO counters VALUES {}", counters.join(", "))).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<JoinHandle<WriterLog>> = (0..BALANCE_WRITERS)
-        .map(|w| {
-            tokio::spawn(events_writer(
-                vec![cluster.router_addr()],
-                w,
-                stop.clone(),
-                Duration::from_millis(20),
-            ))
-        })
-        .collect();
+    let writers = start_writers(&cluster, &client, BALANCE_WRITERS).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         one_value(&client, "SELECT tessera_rebalance()").await,
@@ -567,23 +515,6 @@ async fn a_new_node_gets_its_share_of_replicas_one_move_at_a_time() {
         "balanced now"
     );
 
-    stop.store(true, Ordering::Relaxed);
-    let mut logs = Vec::new();
-    for writer in writers {
-        logs.push(writer.await.expect("a writer panicked"));
-    }
-    let tally = tally(&logs, "rebalance");
-    let events = rows(&cluster, "SELECT k, writer, v FROM events")
-        .await
-        .unwrap_or_else(|e| fail(&e));
-    let counters = rows(&cluster, "SELECT w, n FROM counters")
-        .await
-        .unwrap_or_else(|e| fail(&e));
-    let problems = write_problems(&logs, &tally, &events, &counters);
-    assert!(problems.is_empty(), "problems after rebalancing: {problems:?}");
-    let agreed = wait_for_replicas_to_agree(&client, RECOVERY)
-        .await
-        .unwrap_or_else(|e| fail(&e));
-    assert_eq!(agreed.len(), SHARDS, "every shard's replicas agree: {agreed:?}");
+    stop_and_check(&cluster, &client, writers, "rebalance", SHARDS, Some(REPLICAS)).await;
     cluster.stop().await;
 }

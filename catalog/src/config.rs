@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::provision::ProvisionerKind;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogConfig {
@@ -27,7 +29,22 @@ pub struct CatalogConfig {
     /// member. The others reach this member at its address here.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// How the catalog starts nodes itself: `none`, `process` or `docker` (provision.rs).
+    #[serde(default)]
+    pub provisioner: ProvisionerKind,
+    /// Live nodes the leader keeps, starting a node for each one missing; 0 keeps none.
+    #[serde(default)]
+    pub target_nodes: u32,
+    /// The `docker` provisioner's image for node containers; by default the catalog's own.
+    #[serde(default)]
+    pub docker_image: Option<String>,
+    /// The `docker` provisioner's network for node containers; by default the catalog's own.
+    #[serde(default)]
+    pub docker_network: Option<String>,
 }
+
+/// Most nodes `target_nodes` may ask for.
+const MAX_TARGET_NODES: u32 = 256;
 
 fn default_id() -> u64 {
     1
@@ -77,6 +94,26 @@ impl CatalogConfig {
                 self.id,
                 self.peers.len()
             ));
+        }
+        if self.target_nodes > 0 && self.provisioner == ProvisionerKind::None {
+            return Err(format!(
+                "target_nodes: keeping {} nodes needs a provisioner to start them (provisioner = \"process\" or \"docker\")",
+                self.target_nodes
+            ));
+        }
+        if self.target_nodes > MAX_TARGET_NODES {
+            return Err(format!(
+                "target_nodes: {} is too many (at most {MAX_TARGET_NODES})",
+                self.target_nodes
+            ));
+        }
+        for (field, value) in [
+            ("docker_image", &self.docker_image),
+            ("docker_network", &self.docker_network),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(format!("{field}: must not be empty"));
+            }
         }
         if self.dead_after_ms < 100 {
             return Err(format!(

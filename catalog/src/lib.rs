@@ -8,10 +8,13 @@
 //!   commands and whose state machine is that state.
 //! - `service.rs`: the process: persistence, the map long-poll, node registration and failure
 //!   detection, and DDL execution (creating replicas on nodes before recording a shard).
+//! - `provision.rs`: starting nodes itself (child processes or containers) and keeping
+//!   `--target-nodes` of them alive.
 //! - `tasks.rs`: the control loop: re-replication of shards that lost a replica with a dead
 //!   node, replica moves, and the cleanup of replicas no shard owns.
 
 pub mod config;
+pub mod provision;
 pub mod raft;
 pub mod service;
 pub mod state;
@@ -53,7 +56,8 @@ pub async fn start(config: CatalogConfig) -> Result<CatalogHandle, CatalogError>
     };
     let listener = TcpListener::bind(&config.listen).await.map_err(listen_err)?;
     let addr = listener.local_addr().map_err(listen_err)?.to_string();
-    let catalog = Catalog::open(config, Arc::new(tessera_types::rpc::RpcPool::new())).await?;
+    let provisioner = provision::Provisioner::new(&config, &addr).map_err(CatalogError::Provisioner)?;
+    let catalog = Catalog::open(config, Arc::new(tessera_types::rpc::RpcPool::new()), provisioner).await?;
     let (stop, stop_rx) = watch::channel(false);
     let service = Arc::new(service::CatalogService {
         catalog: catalog.clone(),
@@ -61,11 +65,12 @@ pub async fn start(config: CatalogConfig) -> Result<CatalogHandle, CatalogError>
     let server = tokio::spawn(serve(listener, service, stop_rx.clone()));
     let detector = tokio::spawn(catalog.clone().run_failure_detector(stop_rx.clone()));
     let control = tokio::spawn(catalog.clone().run_control_loop(stop_rx.clone()));
+    let provisioning = tokio::spawn(catalog.clone().run_provisioner(stop_rx.clone()));
     let roles = tokio::spawn(catalog.clone().log_leadership(stop_rx));
     Ok(CatalogHandle {
         catalog,
         addr,
         stop,
-        tasks: vec![server, detector, control, roles],
+        tasks: vec![server, detector, control, provisioning, roles],
     })
 }

@@ -14,11 +14,12 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::CatalogConfig;
+use crate::provision::{Provisioner, Provisioning};
 use crate::raft::{raft_config, CatalogNetwork, CatalogRaft, Member, MemberId, Raft, Shared, StateMachine};
 use crate::state::{new_replicas, place_replicas, validate_partition, validate_table, CatalogState, Command, IdKind};
 
 pub struct Catalog {
-    config: CatalogConfig,
+    pub(crate) config: CatalogConfig,
     /// The catalog's Raft group; its state machine is `shared`.
     pub raft: Raft,
     shared: Arc<Shared>,
@@ -27,6 +28,8 @@ pub struct Catalog {
     pub(crate) pool: Arc<RpcPool>,
     /// When each node was last heard from (on the leader, since it took the lead).
     seen: Mutex<HashMap<NodeId, Instant>>,
+    /// Starting nodes itself, and the number of live nodes to keep (provision.rs).
+    pub(crate) provisioning: Provisioning,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,8 @@ pub enum CatalogError {
     Wal(#[from] tessera_wal::WalError),
     #[error("cannot start the catalog's Raft group: {0}")]
     Raft(String),
+    #[error("{0}")]
+    Provisioner(String),
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -52,7 +57,11 @@ impl Catalog {
     /// Loads the state and the log from the data directory (or starts empty) and joins the
     /// catalog's Raft group. On first start, member 1 forms the group of every member of
     /// `peers`; the others wait to hear from it.
-    pub async fn open(config: CatalogConfig, pool: Arc<RpcPool>) -> Result<Arc<Catalog>, CatalogError> {
+    pub async fn open(
+        config: CatalogConfig,
+        pool: Arc<RpcPool>,
+        provisioner: Option<Provisioner>,
+    ) -> Result<Arc<Catalog>, CatalogError> {
         let state_err = |message: String| CatalogError::State {
             path: config.data_dir.join("catalog.json"),
             message,
@@ -85,8 +94,10 @@ impl Catalog {
                 "catalog loaded"
             );
         }
+        let provisioning = Provisioning::new(provisioner, config.target_nodes);
         Ok(Arc::new(Catalog {
             config,
+            provisioning,
             raft,
             shared,
             ddl: tokio::sync::Mutex::new(()),

@@ -413,7 +413,13 @@ impl CatalogState {
             };
             tasks.push(task);
         }
+        // A move in flight means "not balanced yet", though there is no next move until it ends.
+        let moving = self
+            .tasks
+            .values()
+            .any(|t| t.state == TaskState::Running && t.kind == TaskKind::Rebalance);
         let balanced = match self.rebalancing_move(now_ms) {
+            _ if moving => false,
             Some(task) if self.balancing && tasks.is_empty() => {
                 tasks.push(task);
                 false
@@ -906,7 +912,9 @@ mod tests {
             assert_eq!(task.kind, TaskKind::Rebalance);
             assert_eq!(task.add.as_ref().map(|a| a.node), Some(4));
             let id = st.apply(Command::StartTask { task: task.clone() }).unwrap().unwrap();
-            assert!(st.plan_tasks(0).tasks.is_empty(), "the next move waits for this one");
+            let waiting = st.plan_tasks(0);
+            assert!(waiting.tasks.is_empty(), "the next move waits for this one");
+            assert!(!waiting.balanced, "a move in flight is not balance yet");
             st.apply(Command::FinishTask {
                 task: id,
                 error: None,

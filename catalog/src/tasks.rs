@@ -43,6 +43,8 @@ const STALL_LIMIT: Duration = Duration::from_secs(120);
 const STEP_EVERY: Duration = Duration::from_secs(1);
 /// How often the primary is asked whether a new replica has caught up.
 const POLL: Duration = Duration::from_millis(200);
+/// Most nodes one `tessera_add_nodes` call starts.
+const MAX_PROVISIONED_AT_ONCE: i64 = 16;
 /// How long a replica taken out of its group lives on before it is deleted.
 const REMOVED_GRACE: Duration = Duration::from_secs(3);
 
@@ -415,11 +417,40 @@ impl Catalog {
         }
     }
 
+    /// Has the provisioner start `count` nodes (one more each for the target, if any), and
+    /// waits until they have registered.
+    async fn provision_nodes(&self, count: i64) -> Result<(), RpcError> {
+        if self.provisioning.provisioner.is_none() {
+            return Err(refuse(
+                "0A000",
+                "this cluster's catalog has no node provisioner (it runs with --provisioner none): start `tessera node --catalog ...` yourself, then call tessera_add_node('host:port')".into(),
+            ));
+        }
+        if !(1..=MAX_PROVISIONED_AT_ONCE).contains(&count) {
+            return Err(refuse(
+                "22023",
+                format!("nodes to add must be between 1 and {MAX_PROVISIONED_AT_ONCE}, not {count}"),
+            ));
+        }
+        let addrs = self
+            .provisioning
+            .start(count as u32)
+            .await
+            .map_err(|e| refuse("58000", format!("cannot start a node: {e}")))?;
+        self.provisioning.adjust_target(count as i32);
+        for addr in &addrs {
+            self.wait_for_node(addr).await?;
+        }
+        Ok(())
+    }
+
     /// Runs an admin function. The change itself is carried out by the control loop (as
     /// tasks, shown in `tessera.tasks`); the answer comes once it is recorded.
     pub(crate) async fn admin(&self, request: AdminRequest) -> Result<Response, RpcError> {
-        if let AdminRequest::AddNode { addr } = &request {
-            self.wait_for_node(addr).await?;
+        match &request {
+            AdminRequest::AddNode { addr } => self.wait_for_node(addr).await?,
+            AdminRequest::ProvisionNodes { count } => self.provision_nodes(*count).await?,
+            _ => {}
         }
         let _one_at_a_time = self.ddl.lock().await;
         let map = self.map();
@@ -496,7 +527,7 @@ impl Catalog {
                 info!(table = %table, replicas, changes, "replication factor changed");
                 Ok(Response::Admin(changes))
             }
-            AdminRequest::AddNode { .. } | AdminRequest::Rebalance => {
+            AdminRequest::AddNode { .. } | AdminRequest::ProvisionNodes { .. } | AdminRequest::Rebalance => {
                 self.commit(vec![Command::SetBalancing { on: true }]).await?;
                 let moves = self.with_state(|st| st.moves_to_balance());
                 info!(moves, "rebalancing");
@@ -548,6 +579,8 @@ impl Catalog {
                     state: NodeState::Draining,
                 }])
                 .await?;
+                // The node leaves for good: keeping the target would start another.
+                self.provisioning.adjust_target(-1);
                 info!(node, replicas = held.len(), "node draining");
                 Ok(Response::Admin(held.len() as i64))
             }

@@ -38,6 +38,10 @@ pub struct NodeConfig {
     /// behind than that catches up from the snapshot.
     #[serde(default = "default_snapshot_after")]
     pub snapshot_after: u64,
+    /// The process that started this node (the catalog's process provisioner): the node stops
+    /// when that process has ended. `tessera node` watches it; the library does not.
+    #[serde(default)]
+    pub parent_pid: Option<u32>,
 }
 
 fn default_heartbeat_ms() -> u64 {

@@ -124,6 +124,25 @@ pub struct CatalogArgs {
     )]
     #[serde(deserialize_with = "one_or_many")]
     pub peers: Option<Vec<String>>,
+
+    /// How the catalog starts nodes itself: none, process (`tessera node` child processes) or
+    /// docker (containers, through the Docker API) [default: none]
+    #[arg(long, env = "TESSERA_PROVISIONER", value_name = "KIND")]
+    pub provisioner: Option<String>,
+
+    /// Keep this many live nodes, starting a new one through the provisioner for each one
+    /// missing or dead [default: 0, keep none]
+    #[arg(long, env = "TESSERA_TARGET_NODES", value_name = "N", value_parser = number::<u32>)]
+    pub target_nodes: Option<u32>,
+
+    /// Image of the node containers the docker provisioner creates [default: the catalog's own]
+    #[arg(long, env = "TESSERA_DOCKER_IMAGE", value_name = "IMAGE")]
+    pub docker_image: Option<String>,
+
+    /// Network of the node containers the docker provisioner creates [default: the catalog's
+    /// own]
+    #[arg(long, env = "TESSERA_DOCKER_NETWORK", value_name = "NETWORK")]
+    pub docker_network: Option<String>,
 }
 
 /// Flags of `tessera node`; the keys of its config file.
@@ -165,6 +184,11 @@ pub struct NodeArgs {
     /// purged, and a replica that far behind is sent the snapshot [default: 5000]
     #[arg(long, env = "TESSERA_SNAPSHOT_AFTER", value_name = "ENTRIES", value_parser = number::<u64>)]
     pub snapshot_after: Option<u64>,
+
+    /// Stop when the process with this id is no longer this node's parent (set by the
+    /// catalog's process provisioner for the nodes it starts)
+    #[arg(long, hide = true, env = "TESSERA_PARENT_PID", value_name = "PID", value_parser = number::<u32>, hide_env = true)]
+    pub parent_pid: Option<u32>,
 
     /// Test-only: acknowledge writes before they are on disk. Loses data on a crash.
     #[arg(

@@ -113,6 +113,8 @@ impl DevConfig {
             ("listen", INTERNAL_LISTEN.into()),
             ("data_dir", path_value(&self.data_dir.join("catalog"))),
             ("replicas", i64::from(self.replicas()).into()),
+            // `tessera_add_node()` and the HTTP API's `/add` start `tessera node` processes.
+            ("provisioner", "process".into()),
         ])
     }
 

@@ -22,6 +22,9 @@ use crate::signal::Stop;
 /// together, as by a service manager or compose file) before giving up.
 const REGISTER_PATIENCE: Duration = Duration::from_secs(30);
 
+/// How often a node started by a catalog's process provisioner checks that the catalog runs.
+const PARENT_POLL: Duration = Duration::from_millis(500);
+
 /// How long tasks that ignore the shutdown get before the runtime is dropped under them.
 const RUNTIME_GRACE: Duration = Duration::from_secs(5);
 
@@ -120,6 +123,7 @@ async fn catalog(config: CatalogConfig, mut stop: Stop) -> Result<(), StartError
 }
 
 async fn node(config: NodeConfig, mut stop: Stop) -> Result<(), StartError> {
+    let config_parent = config.parent_pid;
     let metrics_listener = crate::metrics::bind(config.metrics.as_deref()).await?;
     let Some(handle) = stop.until(start_node(config)).await.transpose()? else {
         return Ok(());
@@ -131,11 +135,26 @@ async fn node(config: NodeConfig, mut stop: Stop) -> Result<(), StartError> {
     });
     let metrics = crate::metrics::Server::start(metrics_listener, page);
     info!(node = handle.node.id, addr = %handle.addr, "node ready");
-    stop.wait().await;
+    tokio::select! {
+        _ = stop.wait() => {}
+        _ = parent_gone(config_parent) => info!("the process that started this node has ended; stopping"),
+    }
     metrics.stop().await;
     handle.shutdown().await;
     info!("node stopped");
     Ok(())
+}
+
+/// Resolves once `parent` is no longer this process's parent (it ended, and the process was
+/// handed to another); never when there is no such parent to watch.
+async fn parent_gone(parent: Option<u32>) {
+    let Some(parent) = parent else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(PARENT_POLL);
+    while std::os::unix::process::parent_id() == parent {
+        tick.tick().await;
+    }
 }
 
 /// Starts a node, retrying for a while when the catalog cannot be reached yet.

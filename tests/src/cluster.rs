@@ -49,6 +49,8 @@ pub struct ClusterOptions {
     pub router_flags: Vec<String>,
     /// Members of the catalog's Raft group (1 or 3).
     pub catalogs: usize,
+    /// More flags for every catalog member, e.g. `--provisioner process --target-nodes 3`.
+    pub catalog_flags: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -62,6 +64,7 @@ impl ClusterOptions {
             node_flags: Vec::new(),
             router_flags: Vec::new(),
             catalogs: 1,
+            catalog_flags: Vec::new(),
         }
     }
 }
@@ -103,7 +106,10 @@ impl Cluster {
 
     /// Starts a cluster built as `options` says and waits until it serves clients.
     pub async fn start_with(options: ClusterOptions) -> Cluster {
-        assert!(options.nodes >= 1, "a cluster needs at least one node");
+        assert!(
+            options.nodes >= 1 || !options.catalog_flags.is_empty(),
+            "a cluster needs at least one node, or a catalog that starts them"
+        );
         let bin = tessera_bin();
         let dir = tempfile::Builder::new()
             .prefix("tessera-cluster-")
@@ -146,6 +152,7 @@ impl Cluster {
                 if let Some(ms) = options.dead_after_ms {
                     catalog_args.extend(args(&["--dead-after", &ms.to_string()]));
                 }
+                catalog_args.extend(options.catalog_flags.iter().map(OsString::from));
                 let log = dir.path().join(format!("{name}.log"));
                 ManagedProcess::tied_to_test(name, &bin, catalog_args, log)
             })

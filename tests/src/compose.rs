@@ -42,6 +42,16 @@ const NODE_PORT: u16 = 7100;
 
 /// How long the containers may take to start and report healthy (the image checks every 5 s).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
+/// The label of the node containers a catalog's docker provisioner makes.
+const PROVISIONER_LABEL: &str = "tessera.provisioner";
+
+/// The group of the Docker engine's socket, for the compose file's DOCKER_GID ("0" when it
+/// is not a local socket).
+fn docker_socket_group() -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/var/run/docker.sock").map_or_else(|_| "0".to_string(), |m| m.gid().to_string())
+}
+
 /// How many log lines of each container a failing test prints.
 const LOG_TAIL_LINES: &str = "40";
 
@@ -175,6 +185,8 @@ impl ComposeCluster {
                 ("TESSERA_PG_PORT".into(), router_1.port().to_string()),
                 ("TESSERA_PG_PORT_2".into(), router_2.port().to_string()),
                 ("TESSERA_HTTP_PORT".into(), http.port().to_string()),
+                // The catalog members may use the engine's socket (their docker provisioner).
+                ("DOCKER_GID".into(), docker_socket_group()),
             ],
             http,
             routers: BTreeMap::from([("router-1".into(), router_1), ("router-2".into(), router_2)]),
@@ -294,6 +306,20 @@ impl ComposeCluster {
         .map(drop)
     }
 
+    /// The node containers the catalog's docker provisioner made for this project: each one's
+    /// name and state (`running`, `exited`...).
+    pub async fn provisioned(&self) -> Result<Vec<(String, String)>, String> {
+        let filter = format!("label={PROVISIONER_LABEL}={}-node-auto", self.project);
+        let table = self
+            .docker(&["ps", "--all", "--filter", &filter, "--format", "{{.Names}} {{.State}}"])
+            .await?;
+        Ok(table
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(name, state)| (name.to_string(), state.trim().to_string()))
+            .collect())
+    }
+
     /// The user ids of the processes running in `service`'s container (`docker top`).
     pub async fn process_uids(&self, service: &str) -> Result<Vec<String>, String> {
         // docker top passes its options to ps, and needs a PID column among them.
@@ -403,6 +429,19 @@ impl Drop for ComposeCluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("compose: project {} logs:\n{}", self.project, self.logs());
+            let filter = format!("label={PROVISIONER_LABEL}={}-node-auto", self.project);
+            let mut ps = Command::new("docker");
+            ps.args(["ps", "--all", "--quiet", "--filter", &filter])
+                .stdin(Stdio::null());
+            for id in run_sync(&mut ps).unwrap_or_default().split_whitespace() {
+                // The node logs to stderr, which `docker logs` passes on as such.
+                let logs = Command::new("docker")
+                    .args(["logs", "--tail", LOG_TAIL_LINES, id])
+                    .stdin(Stdio::null())
+                    .output()
+                    .map_or_else(|e| e.to_string(), |o| String::from_utf8_lossy(&o.stderr).into_owned());
+                eprintln!("compose: provisioned node {id}:\n{logs}");
+            }
         }
         let mut down = self.compose_command(&["down", "--volumes", "--remove-orphans", "--timeout", "5"]);
         if let Err(e) = run_sync(&mut down) {

@@ -65,6 +65,25 @@ pub fn send_signal(pid: u32, signal: Signal) -> Result<(), String> {
     }
 }
 
+/// The processes of this machine whose command line has `flag` followed by `value` (as
+/// `--listen 127.0.0.1:4000`), read from /proc: processes the tests did not start themselves.
+pub fn pids_with_arg(flag: &str, value: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| {
+                let args: Vec<&[u8]> = line.split(|b| *b == 0).collect();
+                args.windows(2)
+                    .any(|w| w[0] == flag.as_bytes() && w[1] == value.as_bytes())
+            })
+        })
+        .collect()
+}
+
 /// How a process ended when the harness stopped it.
 #[derive(Debug, Clone)]
 pub struct StopReport {

@@ -7,7 +7,9 @@
 //!    PID 1, then `docker start`;
 //! 3. `docker network disconnect` of a third node past the election timeout, then `connect`;
 //! 4. `docker kill` of a catalog member: a table is created meanwhile, through router 2;
-//! 5. `docker kill` of router 1: the writers carry on through router 2.
+//! 5. `docker kill` of router 1: the writers carry on through router 2;
+//! 6. `docker kill` of a node kept down: the catalog's docker provisioner starts a fresh node
+//!    container in its place, which takes replicas.
 //!
 //! Afterwards every acknowledged insert is there exactly once, every counter counts its
 //! acknowledged increments (give or take those of unknown outcome), the replicas of every
@@ -35,6 +37,9 @@ const CONVERGENCE: Duration = Duration::from_secs(60);
 const PAST_ELECTION_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long the writers run between two faults, and while a node is away.
 const BETWEEN_FAULTS: Duration = Duration::from_secs(3);
+/// How long a dead node's replacement may take: the catalog's dead-after (10 s by default),
+/// a container start, and replicas moved to it.
+const REPLACEMENT: Duration = Duration::from_secs(120);
 /// The image's user (docker/rootfs.sh).
 const IMAGE_UID: &str = "10001";
 
@@ -200,6 +205,46 @@ async fn acknowledged_writes_survive_container_faults() {
     cluster.kill("router-1").await.unwrap_or_else(|e| fail(&e));
     tokio::time::sleep(BETWEEN_FAULTS).await;
     faults.push(("docker kill router-1".into(), router_killed_at, Instant::now()));
+
+    // 6. A node container killed for good: once the catalog declares it dead, its replicas are
+    //    re-created on the others and the docker provisioner starts a fresh node container in
+    //    its place (five live nodes is the target), on which replicas are then placed.
+    let lost = pick(&leaders(&cluster, router_2, "events_p3", &[]).await, &[]);
+    let began = Instant::now();
+    cluster.kill(lost).await.unwrap_or_else(|e| fail(&e));
+    let replacement = retry_until(&format!("a node container in place of {lost}"), REPLACEMENT, || async {
+        let made = cluster.provisioned().await?;
+        let running: Vec<&String> = made
+            .iter()
+            .filter(|(_, state)| state == "running")
+            .map(|(n, _)| n)
+            .collect();
+        let client = connect(router_2).await.map_err(|e| describe_error(&e))?;
+        let nodes = simple_rows(&client, "SELECT address, state, replicas FROM tessera.nodes").await?;
+        let alive: Vec<String> = nodes
+            .iter()
+            .filter(|n| n[1].as_deref() == Some("alive"))
+            .filter_map(|n| n[0].clone())
+            .collect();
+        let fresh = running.first().map(|name| format!("{name}:7100"));
+        let holds = |addr: &str| {
+            nodes
+                .iter()
+                .any(|n| n[0].as_deref() == Some(addr) && n[2].as_deref() != Some("0"))
+        };
+        match fresh {
+            Some(fresh) if running.len() == 1 && alive.len() == NODES.len() && holds(&fresh) => Ok(fresh),
+            _ => Err(format!("provisioned containers {made:?}; nodes {nodes:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&e));
+    eprintln!(
+        "compose: {lost} killed; {replacement} started in its place and holding replicas after {} ms",
+        began.elapsed().as_millis()
+    );
+    cluster.start_service(lost).await.unwrap_or_else(|e| fail(&e));
+    faults.push((format!("docker kill {lost}, replaced"), began, Instant::now()));
     let logs = writers.stop().await;
     let stopped_at = Instant::now();
 

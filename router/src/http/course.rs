@@ -363,19 +363,11 @@ pub async fn status(State(engine): Api) -> ApiResult {
     }))
 }
 
-/// What a node-changing request would need: a provisioner that starts nodes, which the HTTP
-/// API does not have.
-fn no_provisioner(what: &str) -> ApiError {
-    ApiError::with_status(
-        StatusCode::NOT_IMPLEMENTED,
-        format!(
-            "{what} servers through the HTTP API needs a node provisioner, which this cluster does not have: start or stop `tessera node --catalog ...` processes instead (a node registers itself and the catalog places replicas on it)"
-        ),
-    )
-}
-
-/// `POST /add`: adds the payload's `new_shards` to `studt`. New servers cannot be started
-/// from here (see [`no_provisioner`]), so `n` must be 0.
+/// `POST /add`: has the catalog's provisioner start `n` new servers (`tessera_add_nodes`: they
+/// register, then take their share of replicas), then adds the payload's `new_shards` to
+/// `studt`. Replicas are placed on the node ring, so the payload's `servers` names count the new
+/// servers but do not choose where shards go. A cluster without a provisioner answers `n` > 0
+/// with 501 (the catalog's 0A000) before anything changes.
 pub async fn add(State(engine): Api, body: Bytes) -> ApiResult {
     let obj = json_object(&body)?;
     let n = integer(required(&obj, "n")?, "n")?;
@@ -395,16 +387,35 @@ pub async fn add(State(engine): Api, body: Bytes) -> ApiResult {
             "<Error> Number of new servers (n) is greater than newly added instances",
         ));
     }
-    if n > 0 {
-        return Err(no_provisioner("adding"));
+    if !shards.is_empty() {
+        studt(&engine.map())?;
     }
-    studt(&engine.map())?;
+    if n > 0 {
+        // A cluster without a provisioner cannot do this at all: 501, as for any server.
+        engine
+            .run(&format!("SELECT tessera_add_nodes({n})"), Vec::new())
+            .await
+            .map_err(|e| {
+                let mut e = ApiError::from(e);
+                if e.sqlstate == Some("0A000") {
+                    e.status = StatusCode::NOT_IMPLEMENTED;
+                }
+                e
+            })?;
+    }
     create_shards(&engine, &shards).await?;
     let names: Vec<&str> = shards.iter().map(|s| s.name.as_str()).collect();
-    let message = if names.is_empty() {
+    let mut added: Vec<String> = Vec::new();
+    if n > 0 {
+        added.push(format!("{n} server(s)"));
+    }
+    if !names.is_empty() {
+        added.push(format!("shards {}", names.join(", ")));
+    }
+    let message = if added.is_empty() {
         "Nothing to add".to_string()
     } else {
-        format!("Added shards {}", names.join(", "))
+        format!("Added {}", added.join(" and "))
     };
     success(json!({"N": live_nodes(&engine.map()), "message": message, "status": "successful"}))
 }

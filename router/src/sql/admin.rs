@@ -9,6 +9,8 @@
 //!   leaves the cluster;
 //! - `tessera_add_node(addr text)`: waits (up to 30 s) until the node started at `addr` has
 //!   registered, then moves its share of replicas to it, one at a time; returns how many;
+//! - `tessera_add_node()` and `tessera_add_nodes(count int)`: the same for nodes the
+//!   catalog's provisioner starts (`--provisioner process` or `docker`);
 //! - `tessera_rebalance()`: the same without a new node: how many replicas will move until no
 //!   live node holds more than one replica more than another.
 //!
@@ -24,11 +26,12 @@ use crate::sql::names::object_parts;
 use crate::sql::Bound;
 
 /// The names of the admin functions, with the types they take (for error messages).
-const FUNCTIONS: [(&str, &str); 5] = [
+const FUNCTIONS: [(&str, &str); 6] = [
     ("tessera_move_replica", "text, bigint, bigint"),
     ("tessera_set_replicas", "text, integer"),
     ("tessera_remove_node", "bigint"),
-    ("tessera_add_node", "text"),
+    ("tessera_add_node", "text, or nothing"),
+    ("tessera_add_nodes", "integer"),
     ("tessera_rebalance", ""),
 ];
 
@@ -99,6 +102,8 @@ fn bind_call(name: &str, f: &ast::Function, signature: &str) -> Result<AdminRequ
         },
         ("tessera_remove_node", [Arg::Int(node)]) => AdminRequest::RemoveNode { node: node_id(*node)? },
         ("tessera_add_node", [Arg::Text(addr)]) => AdminRequest::AddNode { addr: addr.clone() },
+        ("tessera_add_node", []) => AdminRequest::ProvisionNodes { count: 1 },
+        ("tessera_add_nodes", [Arg::Int(count)]) => AdminRequest::ProvisionNodes { count: *count },
         ("tessera_rebalance", []) => AdminRequest::Rebalance,
         _ => return Err(undefined()),
     })

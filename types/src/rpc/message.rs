@@ -157,6 +157,9 @@ pub enum AdminRequest {
     RemoveNode { node: NodeId },
     /// Waits until the node at `addr` has registered, then moves its share of replicas to it.
     AddNode { addr: String },
+    /// Has the catalog's provisioner start `count` new nodes, waits until they have
+    /// registered, then moves their share of replicas to them.
+    ProvisionNodes { count: i64 },
     /// Moves replicas until the live nodes hold balanced numbers of them.
     Rebalance,
 }

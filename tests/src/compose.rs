@@ -443,6 +443,23 @@ impl Drop for ComposeCluster {
                 eprintln!("compose: provisioned node {id}:\n{logs}");
             }
         }
+        // The node containers the catalog started, with their (anonymous) data volumes, which
+        // `down` would leave behind.
+        let filter = format!("label={PROVISIONER_LABEL}={}-node-auto", self.project);
+        let mut ps = Command::new("docker");
+        ps.args(["ps", "--all", "--quiet", "--filter", &filter]);
+        let started: Vec<String> = run_sync(&mut ps)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if !started.is_empty() {
+            let mut rm = Command::new("docker");
+            rm.args(["rm", "--force", "--volumes"]).args(&started);
+            if let Err(e) = run_sync(&mut rm) {
+                eprintln!("compose: could not delete the provisioned node containers {started:?}: {e}");
+            }
+        }
         let mut down = self.compose_command(&["down", "--volumes", "--remove-orphans", "--timeout", "5"]);
         if let Err(e) = run_sync(&mut down) {
             eprintln!(

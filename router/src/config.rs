@@ -19,6 +19,12 @@ pub struct RouterConfig {
     /// Address to serve Prometheus metrics on (`GET /metrics`); not served when `None`.
     #[serde(default)]
     pub metrics: Option<String>,
+    /// PEM file of the certificate chain offered to clients that ask for TLS (with `tls_key`).
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM file of the certificate's private key.
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 fn default_max_connections() -> usize {
@@ -40,6 +46,11 @@ impl RouterConfig {
         }
         if let Some(a) = &self.metrics {
             check_addr("metrics", a)?;
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err("tls_key: needed with tls_cert (the certificate's private key)".into()),
+            (None, Some(_)) => return Err("tls_cert: needed with tls_key (the certificate to offer)".into()),
+            _ => {}
         }
         if self.max_connections == 0 {
             return Err("max_connections: must be positive".into());

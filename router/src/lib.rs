@@ -15,6 +15,7 @@ pub mod plan;
 pub mod routing;
 pub mod session;
 pub mod sql;
+pub mod tls;
 pub mod virtual_tables;
 
 use std::sync::Arc;
@@ -55,10 +56,16 @@ pub enum RouterError {
     Listen { addr: String, source: std::io::Error },
     #[error("cannot listen on {addr} for the HTTP API: {source}")]
     HttpListen { addr: String, source: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Tls(String),
 }
 
 /// Starts a router: binds its port, follows the catalog's cluster map and serves clients.
 pub async fn start(config: RouterConfig) -> Result<RouterHandle, RouterError> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key).map_err(RouterError::Tls)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|source| RouterError::Listen {
@@ -108,7 +115,7 @@ pub async fn start(config: RouterConfig) -> Result<RouterHandle, RouterError> {
         cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
         next_pid: std::sync::atomic::AtomicI32::new(std::process::id() as i32 * 1000 % 1_000_000 + 1),
     });
-    let server = tokio::spawn(frontend::serve(listener, shared, config.max_connections, stop_rx));
+    let server = tokio::spawn(frontend::serve(listener, shared, config.max_connections, tls, stop_rx));
     tracing::info!(%addr, "router accepting PostgreSQL clients");
     tasks.extend([server, follower]);
     Ok(RouterHandle {

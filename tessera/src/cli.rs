@@ -77,6 +77,11 @@ pub struct DevArgs {
     /// Address to serve the course's HTTP API on [default: 127.0.0.1:8080]
     #[arg(long, env = "TESSERA_HTTP", value_name = "HOST:PORT")]
     pub http: Option<String>,
+
+    /// Offer TLS to clients, with a self-signed certificate for localhost made in
+    /// <data-dir>/tls on first use (sslmode=verify-full with sslrootcert=<data-dir>/tls/cert.pem)
+    #[arg(long, env = "TESSERA_TLS", action = ArgAction::SetTrue)]
+    pub tls: bool,
 }
 
 /// Flags of `tessera catalog`; the keys of its config file.
@@ -241,6 +246,15 @@ pub struct RouterArgs {
     /// Address to serve Prometheus metrics on, at /metrics [default: not served]
     #[arg(long, env = "TESSERA_METRICS", value_name = "HOST:PORT")]
     pub metrics: Option<String>,
+
+    /// PEM file of the certificate chain for clients that ask for TLS (with --tls-key)
+    /// [default: no TLS]
+    #[arg(long, env = "TESSERA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file of the certificate's private key (with --tls-cert)
+    #[arg(long, env = "TESSERA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Parses a non-negative whole number that also fits a TOML integer, with a message a person

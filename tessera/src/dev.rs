@@ -53,6 +53,9 @@ pub struct DevConfig {
     /// Address to serve the course's HTTP API on (host:port).
     #[serde(default = "default_http")]
     pub http: String,
+    /// Offer TLS to clients, with a self-signed certificate made in `<data_dir>/tls`.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 fn default_http() -> String {
@@ -127,16 +130,28 @@ impl DevConfig {
     }
 
     fn router_config(&self, catalog: &str) -> Result<RouterConfig, String> {
-        sub_config([
+        let mut settings = vec![
             ("listen", self.listen.as_str().into()),
             ("catalog", Value::Array(vec![catalog.into()])),
             ("http", self.http.as_str().into()),
-        ])
+        ];
+        if self.tls {
+            let (cert, key) = self.tls_files();
+            settings.push(("tls_cert", path_value(&cert)));
+            settings.push(("tls_key", path_value(&key)));
+        }
+        sub_config(settings)
+    }
+
+    /// Where `--tls` keeps its certificate and key.
+    fn tls_files(&self) -> (PathBuf, PathBuf) {
+        let dir = self.data_dir.join("tls");
+        (dir.join("cert.pem"), dir.join("key.pem"))
     }
 }
 
 /// A library config from the given settings and the library's defaults, validated.
-fn sub_config<C, const N: usize>(settings: [(&str, Value); N]) -> Result<C, String>
+fn sub_config<C>(settings: impl IntoIterator<Item = (&'static str, Value)>) -> Result<C, String>
 where
     C: DeserializeOwned + Validate,
 {
@@ -154,7 +169,12 @@ pub async fn run(config: DevConfig, mut stop: Stop) -> Result<(), StartError> {
     let Some(cluster) = stop.until(Cluster::start(&config)).await.transpose()? else {
         return Ok(());
     };
-    announce(&cluster.router.addr, cluster.router.http_addr.as_deref());
+    let cert = config.tls.then(|| config.tls_files().0);
+    announce(
+        &cluster.router.addr,
+        cluster.router.http_addr.as_deref(),
+        cert.as_deref(),
+    );
     stop.wait().await;
     cluster.shutdown().await;
     info!("stopped");
@@ -191,6 +211,9 @@ impl Cluster {
             source,
         })?;
         info!(data_dir = %data_dir.display(), nodes = config.nodes, "starting an embedded cluster");
+        if config.tls {
+            make_certificate(config)?;
+        }
 
         let catalog = tessera_catalog::start(config.catalog_config().map_err(StartError::Config)?).await?;
         info!(addr = %catalog.addr, "catalog started");
@@ -232,6 +255,44 @@ impl Cluster {
     }
 }
 
+/// Makes the self-signed certificate of `--tls` (for localhost, 127.0.0.1 and ::1) unless the
+/// data directory has one.
+fn make_certificate(config: &DevConfig) -> Result<(), StartError> {
+    let (cert, key) = config.tls_files();
+    if cert.exists() && key.exists() {
+        return Ok(());
+    }
+    let failed =
+        |e: &dyn std::fmt::Display| StartError::Config(format!("tls: cannot make a self-signed certificate: {e}"));
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let made = rcgen::generate_simple_self_signed(names).map_err(|e| failed(&e))?;
+    let dir = cert.parent().unwrap_or(&config.data_dir);
+    std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let write = |path: &std::path::Path, text: String| {
+        std::fs::write(path, text).map_err(|source| StartError::DataDir {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    write(&key, made.signing_key.serialize_pem())?;
+    write(&cert, made.cert.pem())?;
+    restrict(&key)?;
+    info!(cert = %cert.display(), "made a self-signed TLS certificate");
+    Ok(())
+}
+
+/// Makes a private key file readable by its owner only.
+fn restrict(path: &std::path::Path) -> Result<(), StartError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| StartError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Stops the router first (no new statements), then the nodes, then the catalog.
 async fn stop_parts(router: Option<RouterHandle>, nodes: Vec<NodeHandle>, catalog: CatalogHandle) {
     if let Some(router) = router {
@@ -259,11 +320,19 @@ fn ensure_free(listen: &str) -> Result<(), StartError> {
     }
 }
 
-/// Prints the one line that says how to connect.
-fn announce(router_addr: &str, http_addr: Option<&str>) {
+/// Prints the one line that says how to connect (then the HTTP API's address, and with TLS how
+/// to check the certificate).
+fn announce(router_addr: &str, http_addr: Option<&str>, cert: Option<&std::path::Path>) {
     // Not `println!`: that panics when stdout is closed, and this line is not worth dying for.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Tessera is ready: {}", psql_command(router_addr));
+    if let Some(cert) = cert {
+        let _ = writeln!(
+            out,
+            "TLS: add sslmode=verify-full sslrootcert={} host=localhost to check the certificate",
+            cert.display()
+        );
+    }
     if let Some(http) = http_addr {
         let _ = writeln!(out, "The course's HTTP API: http://{http}");
     }
@@ -299,6 +368,7 @@ mod tests {
             nodes,
             replicas: Some(replicas),
             http: "127.0.0.1:0".into(),
+            tls: false,
         }
     }
 

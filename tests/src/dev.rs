@@ -35,7 +35,13 @@ impl DevServer {
     /// `DIR/dev.log`, and waits for the ready line. Fails if the process dies first, prints no
     /// ready line in time, or announces another port than `listen`'s.
     pub async fn start(dir: &Path, listen: SocketAddr, nodes: usize) -> Result<DevServer, String> {
+        DevServer::start_with(dir, listen, nodes, &[]).await
+    }
+
+    /// [`DevServer::start`] with more flags (`--tls`).
+    pub async fn start_with(dir: &Path, listen: SocketAddr, nodes: usize, flags: &[&str]) -> Result<DevServer, String> {
         let mut args: Vec<OsString> = vec!["dev".into(), "--data-dir".into(), dir.join("data").into_os_string()];
+        args.extend(flags.iter().map(OsString::from));
         let http = free_local_addr();
         args.extend([
             "--listen".into(),
@@ -71,6 +77,14 @@ impl DevServer {
     /// The address of the course's HTTP API.
     pub fn http_addr(&self) -> SocketAddr {
         self.http
+    }
+
+    /// Every line printed on stdout so far.
+    pub fn stdout(&mut self) -> Vec<String> {
+        while let Ok(line) = self.stdout_lines.try_recv() {
+            self.stdout_seen.push(line);
+        }
+        self.stdout_seen.clone()
     }
 
     /// The ready line as printed.

@@ -26,23 +26,29 @@ pub async fn psql_file(addr: SocketAddr, file: &Path) -> Output {
 async fn run_psql(addr: SocketAddr, input: [OsString; 2]) -> Output {
     let port = addr.port().to_string();
     let host = addr.ip().to_string();
+    let connection = ["-h", &host, "-p", &port, "-U", USER, "-d", DATABASE].map(OsString::from);
+    run_psql_with(&addr.to_string(), connection, input).await
+}
+
+/// Runs `sql` with `psql -c`, connecting with the libpq connection string `conninfo` (as
+/// `host=localhost port=5433 sslmode=verify-full sslrootcert=cert.pem`); the user and database
+/// are the tests' unless it names them.
+pub async fn psql_conninfo(conninfo: &str, sql: &str) -> Output {
+    let conninfo = format!("user={USER} dbname={DATABASE} {conninfo}");
+    run_psql_with(
+        &conninfo,
+        ["-d".into(), conninfo.clone().into()],
+        ["-c".into(), sql.into()],
+    )
+    .await
+}
+
+async fn run_psql_with<const N: usize>(target: &str, connection: [OsString; N], input: [OsString; 2]) -> Output {
     let mut command = tokio::process::Command::new(psql_bin());
     command
         // -X: no ~/.psqlrc; -w: never prompt for a password.
-        .args([
-            "-X",
-            "-w",
-            "-h",
-            &host,
-            "-p",
-            &port,
-            "-U",
-            USER,
-            "-d",
-            DATABASE,
-            "-v",
-            "ON_ERROR_STOP=1",
-        ])
+        .args(["-X", "-w", "-v", "ON_ERROR_STOP=1"])
+        .args(connection)
         .args(input)
         .env("PGCONNECT_TIMEOUT", "10")
         // Settings from the environment that would change what psql sends or prints.
@@ -58,6 +64,6 @@ async fn run_psql(addr: SocketAddr, input: [OsString; 2]) -> Output {
     match tokio::time::timeout(PSQL_TIMEOUT, command.output()).await {
         Ok(Ok(output)) => output,
         Ok(Err(e)) => panic!("cannot run psql: {e}"),
-        Err(_) => panic!("psql against {addr} did not finish within {PSQL_TIMEOUT:?}"),
+        Err(_) => panic!("psql against {target} did not finish within {PSQL_TIMEOUT:?}"),
     }
 }

@@ -207,7 +207,7 @@ impl Conn {
     /// `idle_in_transaction_session_timeout`, as PostgreSQL does: it sends FATAL 25P03 through
     /// `writer` (a second handle on the client's socket) and returns, and the caller closes
     /// the connection. Its open transaction is then never committed.
-    pub async fn end_when_idle_in_transaction(&self, mut writer: std::net::TcpStream) {
+    pub async fn end_when_idle_in_transaction(&self, mut writer: Option<std::net::TcpStream>) {
         loop {
             tokio::time::sleep(IDLE_CHECK).await;
             let Ok(session) = self.session.try_lock() else {
@@ -230,8 +230,10 @@ impl Conn {
                 continue;
             }
             let message = fatal_message("25P03", "terminating connection due to idle-in-transaction timeout");
-            if let Err(e) = std::io::Write::write_all(&mut writer, &message) {
-                tracing::debug!(error = %e, "could not tell an idle client why its session ends");
+            if let Some(writer) = &mut writer {
+                if let Err(e) = std::io::Write::write_all(writer, &message) {
+                    tracing::debug!(error = %e, "could not tell an idle client why its session ends");
+                }
             }
             return;
         }

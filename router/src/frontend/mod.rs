@@ -14,6 +14,10 @@ use tracing::{debug, warn};
 
 use crate::frontend::conn::{Canceller, Conn, Handlers, Shared};
 
+/// How long a new connection's first bytes are waited for, to see whether it asks for TLS
+/// (pgwire's own startup timeout then applies).
+const FIRST_BYTES_WAIT: Duration = Duration::from_secs(5);
+
 /// One open client connection in the router's metrics, for as long as it lives.
 struct OpenConnection(Arc<crate::metrics::RouterMetrics>);
 
@@ -38,11 +42,12 @@ fn second_handle(socket: tokio::net::TcpStream) -> std::io::Result<(tokio::net::
     Ok((tokio::net::TcpStream::from_std(socket)?, writer))
 }
 
-/// Accepts clients until `stop` fires.
+/// Accepts clients until `stop` fires; those that ask for TLS get it when `tls` is set.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     max_connections: usize,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
@@ -77,11 +82,21 @@ pub async fn serve(
         };
         let mut stop = stop.clone();
         let open = OpenConnection::count(&shared.dispatcher.metrics);
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _open = open;
+            // Over TLS, bytes written beside pgwire would break the stream: an idle session
+            // is then closed without its FATAL message.
+            let mut first = [0u8; 8];
+            let encrypted = tls.is_some()
+                && matches!(
+                    tokio::time::timeout(FIRST_BYTES_WAIT, socket.peek(&mut first)).await,
+                    Ok(Ok(n)) if crate::tls::asks_for_tls(&first[..n])
+                );
+            let writer = (!encrypted).then_some(writer);
             tokio::select! {
-                r = pgwire::tokio::process_socket(socket, None, handlers) => {
+                r = pgwire::tokio::process_socket(socket, tls, handlers) => {
                     if let Err(e) = r {
                         debug!(%peer, error = %e, "client connection ended with an error");
                     }

@@ -171,6 +171,7 @@ fn scratch_cluster(nodes: u32, replicas: u32) -> Result<(tempfile::TempDir, DevC
         nodes,
         replicas: Some(replicas),
         http: "127.0.0.1:0".into(),
+        tls: false,
     };
     config.validate().map_err(BenchError::Setup)?;
     Ok((scratch, config))

@@ -187,52 +187,36 @@ async fn a_router_offers_the_certificate_it_is_given() {
     assert!(why.contains("certificate verify failed"), "{why}");
 }
 
+/// Runs `tessera router` with `flags` (and a catalog that is not there) to its exit.
+async fn router_start(flags: &[&str]) -> std::process::Output {
+    let listen = free_local_addr().to_string();
+    let mut args = vec!["router", "--listen", &listen, "--catalog", "127.0.0.1:1"];
+    args.extend_from_slice(flags);
+    run_to_completion(&tessera_tests::binaries::tessera_bin(), &args, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| fail(&e))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_tls_settings_are_refused_at_start() {
     let certs = tempfile::tempdir().expect("temp dir");
     let (cert, key) = openssl_certificate(certs.path()).await;
     let other = tempfile::tempdir().expect("temp dir");
     let (_, other_key) = openssl_certificate(other.path()).await;
-    let bin = tessera_tests::binaries::tessera_bin();
-    let listen = free_local_addr().to_string();
-    let key_only = run_to_completion(
-        &bin,
-        &[
-            "router",
-            "--listen",
-            &listen,
-            "--catalog",
-            "127.0.0.1:1",
-            "--tls-key",
-            key.to_str().unwrap_or_default(),
-        ],
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|e| fail(&e));
+    let key_only = router_start(&["--tls-key", key.to_str().unwrap_or_default()]).await;
     assert_eq!(key_only.status.code(), Some(2), "{}", text(&key_only.stderr));
     assert!(
         text(&key_only.stderr).contains("tls_cert: needed with tls_key"),
         "{}",
         text(&key_only.stderr)
     );
-    let mismatched = run_to_completion(
-        &bin,
-        &[
-            "router",
-            "--listen",
-            &listen,
-            "--catalog",
-            "127.0.0.1:1",
-            "--tls-cert",
-            cert.to_str().unwrap_or_default(),
-            "--tls-key",
-            other_key.to_str().unwrap_or_default(),
-        ],
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|e| fail(&e));
+    let mismatched = router_start(&[
+        "--tls-cert",
+        cert.to_str().unwrap_or_default(),
+        "--tls-key",
+        other_key.to_str().unwrap_or_default(),
+    ])
+    .await;
     assert_eq!(mismatched.status.code(), Some(1), "{}", text(&mismatched.stderr));
     assert!(
         text(&mismatched.stderr).contains("tls_key"),

@@ -621,7 +621,12 @@ impl Node {
                         _ = stop.changed() => return,
                     }
                     let req = Request::Heartbeat { node: node.id };
-                    if let Err(e) = call_any(&node.peers.pool, &node.config.catalog, req).await {
+                    // A stop does not wait for an unreachable catalog's retries.
+                    let sent = tokio::select! {
+                        r = call_any(&node.peers.pool, &node.config.catalog, req) => r,
+                        _ = stop.changed() => return,
+                    };
+                    if let Err(e) = sent {
                         warn!(node = node.id, error = %e, "heartbeat to the catalog failed");
                     }
                 }

@@ -152,6 +152,21 @@ async fn resume_as_candidate(log: &mut GroupLog<ShardRaft>) -> Result<(), openra
     Ok(())
 }
 
+/// How often followers check on silent primaries (`Node::watch_primaries`).
+const PRIMARY_WATCH: Duration = Duration::from_millis(50);
+/// A primary silent this long (two heartbeats and more) is checked on.
+const SILENT_PRIMARY: Duration = Duration::from_millis(250);
+/// How long a connection attempt to a primary's node may take before it counts as answered.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Whether nothing listens at `addr` any more: the connection is refused (not merely slow).
+async fn refuses_connections(addr: &str) -> bool {
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
 impl Node {
     /// Registers with the catalog and reopens the replicas in the data directory.
     pub async fn open(config: NodeConfig, addr: String, pool: Arc<RpcPool>) -> Result<Arc<Node>, NodeError> {
@@ -632,6 +647,7 @@ impl Node {
                 }
             }
         };
+        let primaries = self.clone().watch_primaries(stop.clone());
         let watch_map = async {
             let mut version = 0;
             loop {
@@ -658,6 +674,69 @@ impl Node {
                 }
             }
         };
-        tokio::join!(hb, watch_map);
+        tokio::join!(hb, watch_map, primaries);
+    }
+
+    /// Shortens failovers after a crash: when a shard's primary has been silent for a few
+    /// heartbeats and its node refuses connections (the process is gone, as after kill -9),
+    /// this follower stands for election as soon as the followers' leases on that primary have
+    /// run out, instead of waiting out its election timeout, which usually ends before the
+    /// leases do and loses. Each replica waits a different extra delay, so that the followers
+    /// of a shard do not all stand at once. A primary that is paused or cut off still accepts
+    /// or times out connections; the usual election timeout handles it.
+    async fn watch_primaries(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(PRIMARY_WATCH);
+        // The term in which each shard last stood for election this way.
+        let mut stood: HashMap<ShardId, u64> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let replicas: Vec<Arc<Replica>> = self
+                .replicas
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            let mut gone: HashMap<NodeId, bool> = HashMap::new();
+            for r in replicas {
+                let Some((node, term, silent)) = r.silent_primary(SILENT_PRIMARY) else {
+                    continue;
+                };
+                if node == self.id || stood.get(&r.shard) == Some(&term) {
+                    continue;
+                }
+                let lease_over = Duration::from_millis(crate::raft::ELECTION_TIMEOUT_MAX_MS + 30 + (r.id * 37) % 120);
+                if silent < lease_over {
+                    continue;
+                }
+                let refused = match gone.get(&node) {
+                    Some(refused) => *refused,
+                    None => {
+                        let refused = match self.peers.addr(node) {
+                            Some(addr) => refuses_connections(&addr).await,
+                            None => false,
+                        };
+                        gone.insert(node, refused);
+                        refused
+                    }
+                };
+                if refused {
+                    stood.insert(r.shard, term);
+                    info!(
+                        shard = r.shard,
+                        primary_node = node,
+                        term,
+                        silent_ms = silent.as_millis() as u64,
+                        "the primary's node refuses connections: standing for election"
+                    );
+                    if let Err(e) = r.raft.trigger().elect().await {
+                        warn!(shard = r.shard, error = %e, "cannot stand for election");
+                    }
+                }
+            }
+        }
     }
 }

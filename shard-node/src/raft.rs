@@ -102,11 +102,16 @@ pub type StoredMembership = openraft::StoredMembership<ReplicaId, ReplicaNode>;
 pub type SnapshotMeta = openraft::SnapshotMeta<ReplicaId, ReplicaNode>;
 pub type StorageError = openraft::StorageError<ReplicaId>;
 
+/// The longest election timeout of shard groups, which is also how long a follower refuses to
+/// vote after it last heard from its primary (openraft's leader lease).
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+
 /// Raft timing for shard groups. Heartbeats every 100 ms; a follower that hears nothing for
 /// 450–600 ms starts an election. openraft's leader lease makes a follower refuse to vote
 /// until `election_timeout_max` has passed since it last heard from its leader, so the first
 /// candidate after a primary dies usually loses and the second wins: a failover takes about
-/// twice the election timeout, which is why the range is narrow and short. openraft gives every
+/// twice the election timeout, which is why the range is narrow and short. (When the primary's
+/// process is gone, `Node::watch_primaries` has a follower stand just after the lease instead.) openraft gives every
 /// AppendEntries one heartbeat interval to be answered (a follower's fsync included): a loaded
 /// follower's answer can come late, and the entries are then sent again. The read lease
 /// (`replica::LEADER_LEASE`) must stay below the minimum. A snapshot is taken every
@@ -116,7 +121,7 @@ pub fn raft_config(snapshot_after: u64) -> Arc<openraft::Config> {
         cluster_name: "tessera-shard".into(),
         heartbeat_interval: 100,
         election_timeout_min: 450,
-        election_timeout_max: 600,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         install_snapshot_timeout: 5_000,
         max_payload_entries: 512,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_after),

@@ -137,6 +137,20 @@ impl Replica {
         }
     }
 
+    /// On a follower whose primary has been silent for longer than `after`: the primary's
+    /// node, the term, and how long the silence has lasted.
+    pub fn silent_primary(&self, after: Duration) -> Option<(NodeId, u64, Duration)> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state != ServerState::Follower {
+            return None;
+        }
+        let since = self.since_leader_contact().filter(|s| *s > after)?;
+        let node = m
+            .current_leader
+            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.node))?;
+        Some((node, m.current_term, since))
+    }
+
     fn leader_node(&self) -> Option<NodeId> {
         let m = self.raft.metrics().borrow().clone();
         m.current_leader

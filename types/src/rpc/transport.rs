@@ -490,6 +490,9 @@ impl Drop for ReplyStream {
 #[derive(Default)]
 pub struct RpcPool {
     clients: Mutex<HashMap<String, Arc<RpcClient>>>,
+    /// For each set of members `call_any` was given (joined by commas): the member that
+    /// answered last, tried first next time.
+    leaders: Mutex<HashMap<String, String>>,
 }
 
 impl RpcPool {
@@ -503,6 +506,21 @@ impl RpcPool {
             .or_insert_with(|| Arc::new(RpcClient::new(addr)))
             .clone()
     }
+
+    fn leader_of(&self, members: &str) -> Option<String> {
+        self.leaders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(members)
+            .cloned()
+    }
+
+    fn set_leader(&self, members: &str, leader: &str) {
+        let mut leaders = self.leaders.lock().unwrap_or_else(|p| p.into_inner());
+        if leaders.get(members).map(String::as_str) != Some(leader) {
+            leaders.insert(members.to_string(), leader.to_string());
+        }
+    }
 }
 
 /// How long `call_any` keeps looking for a member that answers (a catalog electing a leader
@@ -514,14 +532,17 @@ const CALL_ANY_PAUSE: Duration = Duration::from_millis(100);
 /// Calls the first of `addrs` that answers as the service's leader: the way to reach a
 /// service with several members (the catalog). A member that is down or not the leader is
 /// passed over (for the leader it names, if any); rounds over the members go on for
-/// `CALL_ANY_BUDGET`, and the last error is returned after that.
+/// `CALL_ANY_BUDGET`, and the last error is returned after that. The member that answered is
+/// remembered in the pool and tried first by the next call.
 pub async fn call_any(pool: &RpcPool, addrs: &[String], request: Request) -> Result<Response, RpcError> {
     let mut last = RpcError::Unavailable {
         addr: addrs.join(","),
         reason: "no address configured".into(),
     };
     let deadline = tokio::time::Instant::now() + CALL_ANY_BUDGET;
-    let mut hint: Option<String> = None;
+    let members = addrs.join(",");
+    // The member that answered last time: usually still the leader, saving a round trip.
+    let mut hint: Option<String> = pool.leader_of(&members).filter(|l| addrs.contains(l));
     loop {
         let first = hint.take();
         let order: Vec<&String> = first
@@ -538,7 +559,13 @@ pub async fn call_any(pool: &RpcPool, addrs: &[String], request: Request) -> Res
                         break;
                     }
                 }
-                other => return other,
+                other => {
+                    // An answer, or a refusal of the request itself, comes from the leader.
+                    if matches!(other, Ok(_) | Err(RpcError::Exec(_))) {
+                        pool.set_leader(&members, addr);
+                    }
+                    return other;
+                }
             }
         }
         if tokio::time::Instant::now() >= deadline {

@@ -75,3 +75,72 @@ async fn dev_serves_clients_stops_on_ctrl_c_and_keeps_its_data() {
         dev.diagnostics()
     );
 }
+
+/// `tessera dev`'s catalog starts more nodes on request (its provisioner is `process`): a
+/// `tessera node` child process with its data under the catalog's directory, which takes
+/// replicas, and ends with `tessera dev`.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_starts_a_node_on_request_and_stops_it_on_ctrl_c() {
+    let dir = tempfile::Builder::new()
+        .prefix("tessera-dev-")
+        .tempdir()
+        .expect("cannot create a temp dir");
+    let mut dev = DevServer::start(dir.path(), free_local_addr(), 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = connect(dev.addr())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect: {}", describe_error(&e)));
+    execute(&client, "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)").await;
+    execute(&client, "INSERT INTO notes VALUES (1, 'one'), (2, 'two')").await;
+    let moved = simple_rows(&client, "SELECT tessera_add_node()")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        moved,
+        vec![vec![Some("0".to_string())]],
+        "one replica per shard: nothing to move"
+    );
+    let nodes = simple_rows(
+        &client,
+        "SELECT node_id, address, state FROM tessera.nodes ORDER BY node_id",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert!(nodes.iter().all(|n| n[2].as_deref() == Some("alive")), "{nodes:?}");
+    let node_dir = dir.path().join("data").join("catalog").join("nodes").join("node-1");
+    assert!(node_dir.is_dir(), "no data directory {}", node_dir.display());
+    let address = nodes[1][1].clone().unwrap_or_default();
+    assert_eq!(
+        tessera_tests::process::pids_with_arg("--listen", &address).len(),
+        1,
+        "the new node runs as a process of its own"
+    );
+    // The new node takes replicas: a table with two replicas per shard needs it.
+    execute(&client, "CREATE TABLE pairs (id INT PRIMARY KEY) WITH (replicas = 2)").await;
+    execute(&client, "INSERT INTO pairs VALUES (1)").await;
+    assert_eq!(
+        simple_rows(
+            &client,
+            "SELECT count(*) FROM tessera.replicas WHERE shard_name = 'pairs'"
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}")),
+        vec![vec![Some("2".to_string())]]
+    );
+    drop(client);
+    let status = dev.interrupt(SHUTDOWN_TIMEOUT).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "tessera dev did not stop cleanly: {status:?}"
+    );
+    retry_until("the started node's exit", Duration::from_secs(20), || async {
+        match tessera_tests::process::pids_with_arg("--listen", &address).as_slice() {
+            [] => Ok(()),
+            pids => Err(format!("still running: {pids:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}

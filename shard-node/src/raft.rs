@@ -106,12 +106,12 @@ pub type StorageError = openraft::StorageError<ReplicaId>;
 /// vote after it last heard from its primary (openraft's leader lease).
 pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
 
-/// Raft timing for shard groups. Heartbeats every 100 ms; a follower that hears nothing for
-/// 450–600 ms starts an election. openraft's leader lease makes a follower refuse to vote
-/// until `election_timeout_max` has passed since it last heard from its leader, so the first
-/// candidate after a primary dies usually loses and the second wins: a failover takes about
-/// twice the election timeout, which is why the range is narrow and short. (When the primary's
-/// process is gone, `Node::watch_primaries` has a follower stand just after the lease instead.) openraft gives every
+/// Raft timing for shard groups. Heartbeats every 100 ms. openraft's leader lease makes a
+/// follower that has a primary refuse to vote until `election_timeout_max` (600 ms) has passed
+/// since it last heard from it, and wait that lease plus its election timeout (450–600 ms)
+/// before standing itself: left alone, a failover takes 1.05–1.2 s, which is why the range is
+/// narrow and short. When the primary's process is gone, `Node::watch_primaries` has a
+/// follower stand just after the lease instead (the voters still enforce it). openraft gives every
 /// AppendEntries one heartbeat interval to be answered (a follower's fsync included): a loaded
 /// follower's answer can come late, and the entries are then sent again. The read lease
 /// (`replica::LEADER_LEASE`) must stay below the minimum. A snapshot is taken every

@@ -140,11 +140,13 @@ impl Replica {
     /// On a follower whose primary has been silent for longer than `after`: the primary's
     /// node, the term, and how long the silence has lasted.
     pub fn silent_primary(&self, after: Duration) -> Option<(NodeId, u64, Duration)> {
-        let m = self.raft.metrics().borrow().clone();
+        // The clock first: the metrics are looked at only when the primary is silent.
+        let since = self.since_leader_contact().filter(|s| *s > after)?;
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
         if m.state != ServerState::Follower {
             return None;
         }
-        let since = self.since_leader_contact().filter(|s| *s > after)?;
         let node = m
             .current_leader
             .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.node))?;

@@ -271,26 +271,25 @@ fn make_certificate(config: &DevConfig) -> Result<(), StartError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    let write = |path: &std::path::Path, text: String| {
-        std::fs::write(path, text).map_err(|source| StartError::DataDir {
-            path: path.to_path_buf(),
-            source,
-        })
+    // The key is readable by its owner only from the moment it exists.
+    let write = |path: &std::path::Path, text: String, mode: u32| {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|source| StartError::DataDir {
+                path: path.to_path_buf(),
+                source,
+            })
     };
-    write(&key, made.signing_key.serialize_pem())?;
-    write(&cert, made.cert.pem())?;
-    restrict(&key)?;
+    write(&key, made.signing_key.serialize_pem(), 0o600)?;
+    write(&cert, made.cert.pem(), 0o644)?;
     info!(cert = %cert.display(), "made a self-signed TLS certificate");
     Ok(())
-}
-
-/// Makes a private key file readable by its owner only.
-fn restrict(path: &std::path::Path) -> Result<(), StartError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| StartError::DataDir {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// Stops the router first (no new statements), then the nodes, then the catalog.

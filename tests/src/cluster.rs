@@ -286,6 +286,13 @@ impl Cluster {
         }
     }
 
+    /// The rows of `sql` (simple protocol, as text) through a new connection to the router,
+    /// or why not: for waits that retry while the cluster changes.
+    pub async fn rows(&self, sql: &str) -> Result<crate::client::TextRows, String> {
+        let client = connect(self.router_addr).await.map_err(|e| describe_error(&e))?;
+        crate::client::simple_rows(&client, sql).await
+    }
+
     /// The index of the node that listens on `addr` (as `tessera.replicas` and `tessera.nodes`
     /// show it), if it is one of this cluster's nodes.
     pub fn node_index(&self, addr: &str) -> Option<usize> {

@@ -78,9 +78,9 @@ async fn dev_serves_clients_stops_on_ctrl_c_and_keeps_its_data() {
 
 /// `tessera dev`'s catalog starts more nodes on request (its provisioner is `process`): a
 /// `tessera node` child process with its data under the catalog's directory, which takes
-/// replicas, and ends with `tessera dev`.
+/// replicas, ends with `tessera dev`, and is started again with it.
 #[tokio::test(flavor = "multi_thread")]
-async fn dev_starts_a_node_on_request_and_stops_it_on_ctrl_c() {
+async fn dev_starts_a_node_on_request_stops_it_and_starts_it_again() {
     let dir = tempfile::Builder::new()
         .prefix("tessera-dev-")
         .tempdir()
@@ -143,4 +143,40 @@ async fn dev_starts_a_node_on_request_and_stops_it_on_ctrl_c() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+
+    // Started again on the same directory, the catalog starts the node it made again: same id,
+    // its replica of `pairs` back.
+    let mut dev = DevServer::start(dir.path(), free_local_addr(), 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = connect(dev.addr())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect: {}", describe_error(&e)));
+    let ids: Vec<Option<String>> = nodes.iter().map(|n| n[0].clone()).collect();
+    retry_until("the started node's return", Duration::from_secs(30), || async {
+        let now = simple_rows(&client, "SELECT node_id, state FROM tessera.nodes ORDER BY node_id").await?;
+        let alive: Vec<Option<String>> = now
+            .iter()
+            .filter(|n| n[1].as_deref() == Some("alive"))
+            .map(|n| n[0].clone())
+            .collect();
+        if alive == ids {
+            Ok(())
+        } else {
+            Err(format!("nodes {now:?}, expected {ids:?} alive"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        query_rows(&client, "SELECT id FROM pairs").await.len(),
+        1,
+        "the row of pairs is back"
+    );
+    drop(client);
+    let status = dev.interrupt(SHUTDOWN_TIMEOUT).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "tessera dev did not stop cleanly: {status:?}"
+    );
 }

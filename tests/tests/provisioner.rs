@@ -23,9 +23,7 @@ use std::time::{Duration, Instant};
 use tessera_tests::process::{pids_with_arg, send_signal, Signal};
 use tessera_tests::replication::wait_for_replicas_to_agree;
 use tessera_tests::writes::{tally, write_problems, EventsWriters};
-use tessera_tests::{
-    connect, describe_error, query_error, retry_until, simple_rows, sqlstate, Cluster, ClusterOptions, TextRows,
-};
+use tessera_tests::{describe_error, query_error, retry_until, simple_rows, sqlstate, Cluster, ClusterOptions};
 
 const TARGET: usize = 3;
 const REPLICAS: usize = 3;
@@ -40,11 +38,6 @@ fn fail(message: &str) -> ! {
     panic!("{message}")
 }
 
-async fn rows(cluster: &Cluster, sql: &str) -> Result<TextRows, String> {
-    let client = connect(cluster.router_addr()).await.map_err(|e| describe_error(&e))?;
-    simple_rows(&client, sql).await
-}
-
 /// A node as `tessera.nodes` lists it.
 #[derive(Debug, Clone, PartialEq)]
 struct Node {
@@ -55,11 +48,9 @@ struct Node {
 }
 
 async fn nodes(cluster: &Cluster) -> Result<Vec<Node>, String> {
-    let list = rows(
-        cluster,
-        "SELECT node_id, address, state, replicas FROM tessera.nodes ORDER BY node_id",
-    )
-    .await?;
+    let list = cluster
+        .rows("SELECT node_id, address, state, replicas FROM tessera.nodes ORDER BY node_id")
+        .await?;
     list.iter()
         .map(|r| {
             let text = |i: usize| r[i].clone().unwrap_or_default();
@@ -82,7 +73,7 @@ async fn wait_for_alive_nodes(cluster: &Cluster, count: usize, what: &str) -> Ve
         if list.len() != count || alive.len() != count {
             return Err(format!("nodes: {list:?}"));
         }
-        let shards = rows(cluster, "SELECT shard_name, nodes FROM tessera.shards").await?;
+        let shards = cluster.rows("SELECT shard_name, nodes FROM tessera.shards").await?;
         let short: Vec<String> = shards
             .iter()
             .filter(|s| {
@@ -282,10 +273,12 @@ async fn the_catalog_keeps_its_target_of_nodes_with_the_process_provisioner() {
         "the writers hardly ran: {}",
         tally.acknowledged.len()
     );
-    let events = rows(&cluster, "SELECT k, writer, v FROM events")
+    let events = cluster
+        .rows("SELECT k, writer, v FROM events")
         .await
         .unwrap_or_else(|e| fail(&e));
-    let counters = rows(&cluster, "SELECT w, n FROM counters")
+    let counters = cluster
+        .rows("SELECT w, n FROM counters")
         .await
         .unwrap_or_else(|e| fail(&e));
     let problems = write_problems(&logs, &tally, &events, &counters);

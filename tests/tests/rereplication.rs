@@ -27,8 +27,7 @@ use std::time::{Duration, Instant};
 use tessera_tests::replication::{self, wait_for_primary, wait_for_replicas_to_agree};
 use tessera_tests::writes::{int, tally, write_problems, EventsWriters, WriterLog};
 use tessera_tests::{
-    connect, describe_error, execute, query_error, retry_until, simple_rows, sqlstate, Cluster, ClusterOptions,
-    TextRows,
+    describe_error, execute, query_error, retry_until, simple_rows, sqlstate, Cluster, ClusterOptions,
 };
 
 const WRITERS: i64 = 6;
@@ -45,18 +44,11 @@ fn fail(message: &str) -> ! {
     panic!("{message}")
 }
 
-async fn rows(cluster: &Cluster, sql: &str) -> Result<TextRows, String> {
-    let client = connect(cluster.router_addr()).await.map_err(|e| describe_error(&e))?;
-    simple_rows(&client, sql).await
-}
-
 /// The placement `tessera.shards` shows: per shard, its name and its nodes' ids.
 async fn placement(cluster: &Cluster) -> Result<Vec<(String, Vec<i64>)>, String> {
-    let list = rows(
-        cluster,
-        "SELECT shard_name, nodes FROM tessera.shards ORDER BY shard_id",
-    )
-    .await?;
+    let list = cluster
+        .rows("SELECT shard_name, nodes FROM tessera.shards ORDER BY shard_id")
+        .await?;
     list.iter()
         .map(|r| {
             let name = r[0].clone().unwrap_or_default();
@@ -94,10 +86,12 @@ async fn stop_and_check(
 ) -> Vec<WriterLog> {
     let logs = writers.stop().await;
     let tally = tally(&logs, label);
-    let events = rows(cluster, "SELECT k, writer, v FROM events")
+    let events = cluster
+        .rows("SELECT k, writer, v FROM events")
         .await
         .unwrap_or_else(|e| fail(&e));
-    let counters = rows(cluster, "SELECT w, n FROM counters")
+    let counters = cluster
+        .rows("SELECT w, n FROM counters")
         .await
         .unwrap_or_else(|e| fail(&e));
     let problems = write_problems(&logs, &tally, &events, &counters);
@@ -191,12 +185,10 @@ async fn a_dead_nodes_replicas_are_recreated_on_live_nodes() {
     }
 
     // The tasks that did it: one finished repair per lost replica.
-    let tasks = rows(
-        &cluster,
-        "SELECT kind, state, shard_name, remove_node, add_node, step FROM tessera.tasks ORDER BY task_id",
-    )
-    .await
-    .unwrap_or_else(|e| fail(&e));
+    let tasks = cluster
+        .rows("SELECT kind, state, shard_name, remove_node, add_node, step FROM tessera.tasks ORDER BY task_id")
+        .await
+        .unwrap_or_else(|e| fail(&e));
     let repairs: Vec<&Vec<Option<String>>> = tasks.iter().filter(|t| t[0].as_deref() == Some("repair")).collect();
     let shown = format!("{tasks:?}");
     assert_eq!(repairs.len(), lost.len(), "one repair per lost replica: {shown}");
@@ -216,7 +208,9 @@ async fn a_dead_nodes_replicas_are_recreated_on_live_nodes() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.restart_node(victim).await;
     retry_until("the returning node's replicas to be deleted", RECOVERY, || async {
-        let held = rows(&cluster, "SELECT shard_id, replica_id, node_id FROM tessera.checksums").await?;
+        let held = cluster
+            .rows("SELECT shard_id, replica_id, node_id FROM tessera.checksums")
+            .await?;
         let left: Vec<String> = held
             .iter()
             .filter(|r| int(&r[2]) == victim_id)
@@ -230,7 +224,8 @@ async fn a_dead_nodes_replicas_are_recreated_on_live_nodes() {
     })
     .await
     .unwrap_or_else(|e| fail(&e));
-    let nodes = rows(&cluster, "SELECT node_id, state, replicas FROM tessera.nodes")
+    let nodes = cluster
+        .rows("SELECT node_id, state, replicas FROM tessera.nodes")
         .await
         .unwrap_or_else(|e| fail(&e));
     let back = nodes
@@ -269,7 +264,9 @@ async fn a_dead_nodes_replicas_are_recreated_on_live_nodes() {
 /// Waits until every task in `tessera.tasks` is done; fails on a failed one.
 async fn wait_for_tasks(cluster: &Cluster) {
     retry_until("every task to finish", REPAIR, || async {
-        let tasks = rows(cluster, "SELECT task_id, kind, state, step FROM tessera.tasks").await?;
+        let tasks = cluster
+            .rows("SELECT task_id, kind, state, step FROM tessera.tasks")
+            .await?;
         if let Some(failed) = tasks.iter().find(|t| t[2].as_deref() == Some("failed")) {
             fail(&format!("a task failed: {failed:?}"));
         }
@@ -343,12 +340,10 @@ async fn admin_functions_move_replicas_change_the_replication_factor_and_drain_a
         );
     }
     execute(&client, "CREATE TABLE r2 (k INT PRIMARY KEY) WITH (replicas = 2)").await;
-    let made = rows(
-        &cluster,
-        "SELECT table_name, replicas FROM tessera.shards WHERE table_name LIKE '%5' OR table_name = 'r2'",
-    )
-    .await
-    .unwrap_or_else(|e| fail(&e));
+    let made = cluster
+        .rows("SELECT table_name, replicas FROM tessera.shards WHERE table_name LIKE '%5' OR table_name = 'r2'")
+        .await
+        .unwrap_or_else(|e| fail(&e));
     assert_eq!(made, vec![vec![Some("r2".to_string()), Some("2".to_string())]]);
     execute(&client, "DROP TABLE r2").await;
     for table in ["r5", "p5"] {
@@ -389,12 +384,10 @@ async fn admin_functions_move_replicas_change_the_replication_factor_and_drain_a
             .any(|(name, nodes)| name == "events_p0" && nodes.contains(&to) && !nodes.contains(&from))
     })
     .await;
-    let kind = rows(
-        &cluster,
-        &format!("SELECT kind, state FROM tessera.tasks WHERE task_id = {task}"),
-    )
-    .await
-    .unwrap_or_else(|e| fail(&e));
+    let kind = cluster
+        .rows(&format!("SELECT kind, state FROM tessera.tasks WHERE task_id = {task}"))
+        .await
+        .unwrap_or_else(|e| fail(&e));
     assert_eq!(kind, vec![vec![Some("move".to_string()), Some("done".to_string())]]);
 
     // The replication factor up to 4 (one more replica per shard of events), then down to 2.
@@ -425,7 +418,7 @@ async fn admin_functions_move_replicas_change_the_replication_factor_and_drain_a
     let moving = one_value(&client, &format!("SELECT tessera_remove_node({leaving})")).await;
     assert_eq!(moving, held, "every replica of node {leaving} moves: {shards:?}");
     retry_until("the drained node to leave", REPAIR, || async {
-        let nodes = rows(&cluster, "SELECT node_id, state FROM tessera.nodes").await?;
+        let nodes = cluster.rows("SELECT node_id, state FROM tessera.nodes").await?;
         match nodes.iter().find(|n| int(&n[0]) == leaving) {
             Some(n) => Err(format!("node {leaving} is still listed: {n:?}")),
             None => Ok(()),
@@ -468,12 +461,10 @@ async fn a_new_node_gets_its_share_of_replicas_one_move_at_a_time() {
     let addr = cluster.node_addr(new).to_string();
     let moves = one_value(&client, &format!("SELECT tessera_add_node('{addr}')")).await;
     assert_eq!(moves, 4, "the new node's share of 18 replicas over 4 nodes");
-    let new_id = rows(
-        &cluster,
-        &format!("SELECT node_id FROM tessera.nodes WHERE address = '{addr}'"),
-    )
-    .await
-    .unwrap_or_else(|e| fail(&e));
+    let new_id = cluster
+        .rows(&format!("SELECT node_id FROM tessera.nodes WHERE address = '{addr}'"))
+        .await
+        .unwrap_or_else(|e| fail(&e));
     let new_id = int(&new_id[0][0]);
     wait_for_placement(&cluster, "the new node's share", |shards| {
         shards
@@ -498,12 +489,10 @@ async fn a_new_node_gets_its_share_of_replicas_one_move_at_a_time() {
     }
     let (low, high) = (loads.values().min().copied(), loads.values().max().copied());
     assert!(high.zip(low).is_some_and(|(h, l)| h - l <= 1), "unbalanced: {loads:?}");
-    let tasks = rows(
-        &cluster,
-        "SELECT kind, state FROM tessera.tasks WHERE kind = 'rebalance'",
-    )
-    .await
-    .unwrap_or_else(|e| fail(&e));
+    let tasks = cluster
+        .rows("SELECT kind, state FROM tessera.tasks WHERE kind = 'rebalance'")
+        .await
+        .unwrap_or_else(|e| fail(&e));
     assert_eq!(tasks.len(), 4, "one move per replica moved: {tasks:?}");
     eprintln!(
         "rebalance: {} replicas moved to the new node, its ideal share being 18/4 = 4.5 (whole replicas: 4); loads {loads:?}",

@@ -535,12 +535,12 @@ const CALL_ANY_PAUSE: Duration = Duration::from_millis(100);
 /// `CALL_ANY_BUDGET`, and the last error is returned after that. The member that answered is
 /// remembered in the pool and tried first by the next call.
 pub async fn call_any(pool: &RpcPool, addrs: &[String], request: Request) -> Result<Response, RpcError> {
+    let members = addrs.join(",");
     let mut last = RpcError::Unavailable {
-        addr: addrs.join(","),
+        addr: members.clone(),
         reason: "no address configured".into(),
     };
     let deadline = tokio::time::Instant::now() + CALL_ANY_BUDGET;
-    let members = addrs.join(",");
     // The member that answered last time: usually still the leader, saving a round trip.
     let mut hint: Option<String> = pool.leader_of(&members).filter(|l| addrs.contains(l));
     loop {

@@ -17,6 +17,7 @@ pub mod config;
 pub mod provision;
 pub mod raft;
 pub mod service;
+pub mod split;
 pub mod state;
 pub mod tasks;
 

@@ -234,7 +234,7 @@ impl Catalog {
     }
 
     /// Creates a shard's replicas on their nodes; on failure removes those that were made.
-    async fn create_replicas(&self, shard: &Shard) -> Result<(), RpcError> {
+    pub(crate) async fn create_replicas(&self, shard: &Shard) -> Result<(), RpcError> {
         let map = self.map();
         let members: Vec<_> = shard.replicas.iter().map(|r| (r.id, r.node)).collect();
         let calls = shard.replicas.iter().map(|r| {

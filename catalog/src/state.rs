@@ -84,6 +84,10 @@ pub enum Command {
     StartTask {
         task: TaskInfo,
     },
+    /// A split task is about to fence its shard: from now on it does not fail.
+    SplitFenced {
+        task: TaskId,
+    },
     /// A running task's progress.
     TaskStep {
         task: TaskId,
@@ -230,11 +234,32 @@ impl CatalogState {
                 if let Some(add) = task.add.as_mut() {
                     add.id = self.allocate(IdKind::Replica, 1);
                 }
+                if let Some(plan) = task.split.as_mut() {
+                    let source = self
+                        .map
+                        .shards
+                        .get(&task.shard)
+                        .ok_or_else(|| err("42P01", format!("shard {} does not exist", task.shard)))?;
+                    if self.relation_exists(&plan.shard.name) {
+                        return Err(err("42P07", format!("relation \"{}\" already exists", plan.shard.name)));
+                    }
+                    plan.fence_epoch = source.epoch + 1;
+                    plan.shard.id = self.allocate(IdKind::Shard, 1);
+                    for r in plan.shard.replicas.iter_mut() {
+                        r.id = self.allocate(IdKind::Replica, 1);
+                    }
+                }
                 let id = task.id;
                 self.tasks.insert(id, task);
                 self.prune_tasks();
                 // The map is unchanged: routers and nodes need not hear of it.
                 return Ok(Some(id));
+            }
+            Command::SplitFenced { task } => {
+                if let Some(plan) = self.tasks.get_mut(&task).and_then(|t| t.split.as_mut()) {
+                    plan.fenced = true;
+                }
+                return Ok(None);
             }
             Command::TaskStep { task, step } => {
                 if let Some(t) = self.tasks.get_mut(&task) {
@@ -246,10 +271,25 @@ impl CatalogState {
                 let Some(t) = self.tasks.get(&task).cloned() else {
                     return Err(err("XX000", format!("task {task} does not exist")));
                 };
-                let error = match (error, self.map.shards.get_mut(&t.shard)) {
-                    (Some(e), _) => Some(e),
-                    (None, None) => Some(format!("shard {} was dropped", t.shard)),
-                    (None, Some(shard)) => {
+                let error = match (error, self.map.shards.get_mut(&t.shard), &t.split) {
+                    (error, Some(shard), Some(plan)) => {
+                        // Whatever the outcome, the shard leaves its fence behind: requests
+                        // must carry the fence's epoch to be served again.
+                        shard.epoch = shard.epoch.max(plan.fence_epoch);
+                        match error {
+                            Some(e) => Some(e),
+                            None => {
+                                if let ShardBounds::Range { to, .. } = &mut shard.bounds {
+                                    *to = Some(plan.at.clone());
+                                }
+                                self.map.shards.insert(plan.shard.id, plan.shard.clone());
+                                None
+                            }
+                        }
+                    }
+                    (Some(e), _, _) => Some(e),
+                    (None, None, _) => Some(format!("shard {} was dropped", t.shard)),
+                    (None, Some(shard), None) => {
                         if let Some(r) = &t.remove {
                             shard.replicas.retain(|x| x.id != r.id);
                         }
@@ -262,7 +302,7 @@ impl CatalogState {
                         None
                     }
                 };
-                let changed_map = error.is_none();
+                let changed_map = error.is_none() || t.split.is_some();
                 if let Some(t) = self.tasks.get_mut(&task) {
                     t.state = if error.is_none() {
                         TaskState::Done
@@ -313,6 +353,7 @@ impl CatalogState {
             step: "starting".into(),
             started_ms: now_ms,
             finished_ms: None,
+            split: None,
         }
     }
 
@@ -927,6 +968,111 @@ mod tests {
         assert_eq!(moved, 4);
         assert_eq!(st.loads().values().copied().collect::<Vec<_>>(), vec![5, 5, 4, 4]);
         assert_eq!(st.moves_to_balance(), 0);
+    }
+
+    #[test]
+    fn a_split_gets_its_ids_in_log_order_and_its_end_narrows_the_shard() {
+        let mut st = cluster(3);
+        st.map.tables.insert(
+            1,
+            Table {
+                id: 1,
+                name: "t".into(),
+                columns: vec![ColumnDef {
+                    name: "k".into(),
+                    ty: tessera_types::DataType::Int8,
+                    not_null: true,
+                    default: None,
+                }],
+                primary_key: vec![0],
+                partitioning: Some(Partitioning {
+                    method: PartitionMethod::Range,
+                    column: 0,
+                }),
+                replicas: 3,
+            },
+        );
+        add_shard(&mut st, 1, &[1, 2, 3]);
+        let source = st.map.shards.get_mut(&1).unwrap();
+        source.bounds = ShardBounds::Range {
+            from: Some(tessera_types::Value::Int8(4096)),
+            to: Some(tessera_types::Value::Int8(8192)),
+        };
+        source.epoch = 4;
+        let split_task = |st: &CatalogState| {
+            let mut task = CatalogState::new_task(TaskKind::Split, 1, None, None, 0);
+            task.split = Some(tessera_types::schema::SplitPlan {
+                at: tessera_types::Value::Int8(6144),
+                shard: Shard {
+                    id: 0,
+                    table: 1,
+                    name: "s1_6144".into(),
+                    bounds: ShardBounds::Range {
+                        from: Some(tessera_types::Value::Int8(6144)),
+                        to: Some(tessera_types::Value::Int8(8192)),
+                    },
+                    replicas: st.map.shards[&1]
+                        .replicas
+                        .iter()
+                        .map(|r| ReplicaInfo { id: 0, node: r.node })
+                        .collect(),
+                    epoch: 1,
+                },
+                fence_epoch: 0,
+                fenced: false,
+            });
+            task
+        };
+        let version = st.map.version;
+        let id = st.apply(Command::StartTask { task: split_task(&st) }).unwrap().unwrap();
+        let plan = st.tasks[&id].split.clone().unwrap();
+        assert_eq!(plan.fence_epoch, 5, "fenced one epoch past the shard's");
+        assert!(plan.shard.id > 0 && !st.map.shards.contains_key(&plan.shard.id));
+        let ids: Vec<ReplicaId> = plan.shard.replicas.iter().map(|r| r.id).collect();
+        let old: Vec<ReplicaId> = st.map.shards[&1].replicas.iter().map(|r| r.id).collect();
+        assert!(
+            ids.iter().all(|i| *i > 0 && !old.contains(i)),
+            "fresh replica ids: {ids:?}"
+        );
+        assert_eq!(st.map.version, version, "the map changes only at the end");
+        st.apply(Command::SplitFenced { task: id }).unwrap();
+        assert!(st.tasks[&id].split.as_ref().unwrap().fenced);
+        st.apply(Command::FinishTask {
+            task: id,
+            error: None,
+            now_ms: 1,
+        })
+        .unwrap();
+        let kept = &st.map.shards[&1];
+        assert_eq!(
+            kept.bounds,
+            ShardBounds::Range {
+                from: Some(tessera_types::Value::Int8(4096)),
+                to: Some(tessera_types::Value::Int8(6144)),
+            }
+        );
+        assert_eq!(kept.epoch, 5, "routers must meet the fence's epoch");
+        assert_eq!(st.map.shards[&plan.shard.id].name, "s1_6144");
+        assert!(st.map.version > version);
+
+        // A split that fails before its fence leaves the bounds, but not an older epoch.
+        let again = st.apply(Command::StartTask { task: split_task(&st) });
+        assert!(again.is_err(), "the name is taken now");
+        let mut other = split_task(&st);
+        if let Some(p) = other.split.as_mut() {
+            p.shard.name = "s1_7000".into();
+        }
+        let id = st.apply(Command::StartTask { task: other }).unwrap().unwrap();
+        let before = st.map.shards[&1].bounds.clone();
+        st.apply(Command::FinishTask {
+            task: id,
+            error: Some("no primary".into()),
+            now_ms: 2,
+        })
+        .unwrap();
+        assert_eq!(st.map.shards[&1].bounds, before);
+        assert_eq!(st.map.shards[&1].epoch, 6);
+        assert_eq!(st.map.shards.len(), 2, "no shard is added by a failed split");
     }
 
     #[test]

@@ -143,7 +143,11 @@ impl Catalog {
     /// Carries a task out and records how it ended.
     async fn run_task(self: Arc<Self>, task: TaskInfo) {
         let describe = describe(&task);
-        let result = self.carry_out(&task).await;
+        let result = if task.kind == TaskKind::Split {
+            self.carry_out_split(&task).await
+        } else {
+            self.carry_out(&task).await
+        };
         if let Err(e) = &result {
             warn!(task = task.id, error = %e, "could not {describe}");
         }
@@ -300,7 +304,7 @@ impl Catalog {
     }
 
     /// Saves a running task's progress (`tessera.tasks.step`).
-    async fn step(&self, task: TaskId, step: String) {
+    pub(crate) async fn step(&self, task: TaskId, step: String) {
         if let Err(e) = self.commit(vec![Command::TaskStep { task, step }]).await {
             warn!(task, error = %e, "cannot record a task's progress");
         }
@@ -347,7 +351,10 @@ impl Catalog {
             let adding: HashSet<(ReplicaId, NodeId)> = st
                 .running_tasks()
                 .iter()
-                .filter_map(|t| t.add.as_ref().map(|a| (a.id, a.node)))
+                .flat_map(|t| {
+                    let split = t.split.iter().flat_map(|p| p.shard.replicas.iter());
+                    t.add.iter().chain(split).map(|a| (a.id, a.node))
+                })
                 .collect();
             (st.map.clone(), adding)
         });
@@ -378,7 +385,19 @@ fn describe(task: &TaskInfo) -> String {
         .remove
         .as_ref()
         .map(|r| format!("remove replica {} on node {}", r.id, r.node));
-    let what = [add, remove].into_iter().flatten().collect::<Vec<_>>().join(" and ");
+    let split = task.split.as_ref().map(|p| {
+        format!(
+            "at {} into shard {} \"{}\"",
+            p.at.to_text().unwrap_or_default(),
+            p.shard.id,
+            p.shard.name
+        )
+    });
+    let what = [add, remove, split]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" and ");
     format!("{} of shard {} ({what})", task.kind.name(), task.shard)
 }
 
@@ -447,6 +466,9 @@ impl Catalog {
     /// Runs an admin function. The change itself is carried out by the control loop (as
     /// tasks, shown in `tessera.tasks`); the answer comes once it is recorded.
     pub(crate) async fn admin(&self, request: AdminRequest) -> Result<Response, RpcError> {
+        if let AdminRequest::SplitShard { table, shard, at, name } = request {
+            return self.split_shard(table, shard, at, name).await;
+        }
         match &request {
             AdminRequest::AddNode { addr } => self.wait_for_node(addr).await?,
             AdminRequest::ProvisionNodes { count } => self.provision_nodes(*count).await?,
@@ -527,6 +549,7 @@ impl Catalog {
                 info!(table = %table, replicas, changes, "replication factor changed");
                 Ok(Response::Admin(changes))
             }
+            AdminRequest::SplitShard { .. } => Err(RpcError::internal("a split is handled above")),
             AdminRequest::AddNode { .. } | AdminRequest::ProvisionNodes { .. } | AdminRequest::Rebalance => {
                 self.commit(vec![Command::SetBalancing { on: true }]).await?;
                 let moves = self.with_state(|st| st.moves_to_balance());

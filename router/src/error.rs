@@ -55,6 +55,11 @@ pub enum Error {
         "a transaction can write to one shard only: it wrote to \"{first}\" and this statement writes to \"{second}\""
     )]
     MultiShardTxn { first: String, second: String },
+    /// The shard a statement was planned against was split (its bounds changed) before the
+    /// statement got an answer from it; `maybe_applied` when an earlier attempt may have been
+    /// applied.
+    #[error("shard \"{shard}\" was split while the statement ran: run it again")]
+    MapChanged { shard: String, maybe_applied: bool },
     #[error(transparent)]
     Exec(#[from] ExecError),
     #[error(transparent)]
@@ -170,6 +175,7 @@ pub fn error_fields(e: &Error) -> ErrorFields {
             hint = Some("Multi-shard transactions are not supported yet: commit or roll back, and write to the other shard in a separate transaction.".into());
             "0A000"
         }
+        Error::MapChanged { .. } => "40001",
         Error::Exec(x) => {
             match x {
                 ExecError::UniqueViolation { detail: d, .. }

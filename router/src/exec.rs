@@ -17,9 +17,9 @@ use futures::{Stream, StreamExt};
 use tessera_types::fragment::{AggRow, AggState, ScanFragment, ShardRef, SortKey, WriteFragment, WriteOutcome};
 use tessera_types::rpc::{ReadConsistency, Request, Response, RpcError, TxnId, TxnScope};
 use tessera_types::scan::Batch;
-use tessera_types::schema::{ClusterMap, ShardId, Table};
+use tessera_types::schema::{ClusterMap, Shard, ShardId, Table};
 use tessera_types::{Expr, Row, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use crate::error::{Error, Result};
@@ -155,12 +155,15 @@ impl Executor {
     /// Sends a request to a shard's primary, following primary changes and refreshing a stale
     /// map. Writes inside a transaction are not retried after a broken connection (the
     /// transaction died with it).
+    /// The request is sent to the shard `planned` names only while its bounds are the planned
+    /// ones: once a split changed them, `Error::MapChanged` tells the caller to plan again.
     async fn call_shard(
         &self,
-        shard_id: ShardId,
+        planned: &Shard,
         retry_unavailable: bool,
         req: &(dyn Fn(ShardRef) -> Request + Sync),
     ) -> Result<Response> {
+        let shard_id = planned.id;
         let mut skip = 0usize;
         let mut backoff = Backoff::new();
         let mut maybe_applied = false;
@@ -169,6 +172,12 @@ impl Executor {
             let Some(shard) = map.shards.get(&shard_id) else {
                 return Err(Error::UndefinedTable(format!("shard {shard_id} (was it dropped?)")));
             };
+            if shard.bounds != planned.bounds {
+                return Err(Error::MapChanged {
+                    shard: planned.name.clone(),
+                    maybe_applied,
+                });
+            }
             let node = self
                 .routing
                 .target_node(shard, skip)
@@ -237,15 +246,20 @@ impl Executor {
     }
 
     /// Starts a scan on one shard; its batches arrive on the returned channel.
+    /// `first` learns whether the shard answered at all (`true`), or was split since the
+    /// statement was planned (`false`: nothing more comes, and the statement is planned again).
     fn open_scan(
         self: &Arc<Self>,
         table: &Table,
-        shard_id: ShardId,
+        planned: Shard,
         fragment: ScanFragment,
         txn: Option<TxnId>,
         consistency: ReadConsistency,
+        first_reply: oneshot::Sender<bool>,
     ) -> mpsc::Receiver<Result<Batch>> {
         let (tx, rx) = mpsc::channel(2);
+        let shard_id = planned.id;
+        let mut first_reply = Some(first_reply);
         let this = self.clone();
         let table = table.clone();
         // Reads spread over the shard's replicas (its ring); a transaction's reads of a shard it
@@ -260,6 +274,22 @@ impl Executor {
                     let _ = tx.send(Err(Error::UndefinedTable(table.name.clone()))).await;
                     return;
                 };
+                if shard.bounds != planned.bounds {
+                    match first_reply.take() {
+                        Some(f) => {
+                            let _ = f.send(false);
+                        }
+                        None => {
+                            let _ = tx
+                                .send(Err(Error::MapChanged {
+                                    shard: planned.name.clone(),
+                                    maybe_applied: false,
+                                }))
+                                .await;
+                        }
+                    }
+                    return;
+                }
                 let target = match spread {
                     Some(key) => this.routing.read_node(shard, key, skip),
                     None => this.routing.target_node(shard, skip),
@@ -302,6 +332,11 @@ impl Executor {
                     } else {
                         stream.next().await
                     };
+                    if matches!(next, Some(Ok(_))) {
+                        if let Some(f) = first_reply.take() {
+                            let _ = f.send(true);
+                        }
+                    }
                     match next {
                         Some(Ok(Response::Rows(rows))) => {
                             first = false;
@@ -365,6 +400,16 @@ impl Executor {
     }
 
     pub async fn select(self: &Arc<Self>, session: &Session, plan: SelectPlan) -> Result<Output> {
+        let mut attempt = 0;
+        loop {
+            match self.select_once(session, plan.clone()).await {
+                Err(e) if replannable(&e, session, attempt) => attempt += 1,
+                other => return other.map_err(settle),
+            }
+        }
+    }
+
+    async fn select_once(self: &Arc<Self>, session: &Session, plan: SelectPlan) -> Result<Output> {
         let columns = plan.columns.clone();
         let map = self.routing.current();
         let Some(tref) = &plan.from else {
@@ -382,20 +427,33 @@ impl Executor {
             .get(&tref.table)
             .ok_or_else(|| Error::UndefinedTable(format!("#{}", tref.table)))?
             .clone();
-        let shards: Vec<ShardId> = prune(&map, &table, tref, plan.filter.as_ref())
-            .iter()
-            .map(|s| s.id)
+        let shards: Vec<Shard> = prune(&map, &table, tref, plan.filter.as_ref())
+            .into_iter()
+            .cloned()
             .collect();
         let read = plan_select(&plan, Some(&table))?;
         let write_shard = session.txn.write_shard.as_ref().map(|(s, _)| *s);
         let consistency = session.read_consistency();
+        let mut answered = Vec::with_capacity(shards.len());
         let sources: Vec<mpsc::Receiver<Result<Batch>>> = shards
-            .iter()
+            .into_iter()
             .map(|s| {
-                let txn = (write_shard == Some(*s)).then_some(session.txn.id);
-                self.open_scan(&table, *s, read.fragment.clone(), txn, consistency)
+                let txn = (write_shard == Some(s.id)).then_some(session.txn.id);
+                let (first, answer) = oneshot::channel();
+                answered.push((s.name.clone(), answer));
+                self.open_scan(&table, s, read.fragment.clone(), txn, consistency, first)
             })
             .collect();
+        // Nothing is merged until every shard has answered or been found split: a statement
+        // that met a split is planned again before it has sent a row.
+        for (name, answer) in answered {
+            if answer.await == Ok(false) {
+                return Err(Error::MapChanged {
+                    shard: name,
+                    maybe_applied: false,
+                });
+            }
+        }
         let rows = merge(sources, read.merge).await?;
         Ok(Output::Rows {
             columns,
@@ -441,11 +499,11 @@ impl Executor {
     async fn write(
         &self,
         session: &mut Session,
+        map: &ClusterMap,
         table: &Table,
         targets: Vec<(ShardId, WriteFragment)>,
         moves_rows: bool,
     ) -> Result<WriteOutcome> {
-        let map = self.routing.current();
         let name_of = |s: ShardId| {
             map.shards
                 .get(&s)
@@ -486,10 +544,12 @@ impl Executor {
             };
             // Recorded before the write, so a failed first write is still rolled back there.
             session.txn.write_shard = Some((shard, name_of(shard)));
-            let outcome = self.write_one(table, shard, scope, fragment, false).await?;
+            let outcome = self
+                .write_one(table, planned(map, shard)?, scope, fragment, false)
+                .await?;
             session.txn.writes += 1;
             if let Some(row) = outcome.moved.first() {
-                let dest = shard_for_row(&map, table, row)
+                let dest = shard_for_row(map, table, row)
                     .map(|s| s.name.clone())
                     .unwrap_or_else(|| table.name.clone());
                 return Err(Error::MultiShardTxn {
@@ -504,7 +564,9 @@ impl Executor {
                 .into_iter()
                 .next()
                 .ok_or_else(|| Error::Internal("no target".into()))?;
-            return self.write_one(table, shard, TxnScope::Single, fragment, true).await;
+            return self
+                .write_one(table, planned(map, shard)?, TxnScope::Single, fragment, true)
+                .await;
         }
         // Several shards: write each inside a transaction, commit all only if all succeeded.
         let txn: TxnId = rand::random();
@@ -512,11 +574,11 @@ impl Executor {
         let result = async {
             let mut total = WriteOutcome::default();
             let writes = targets.into_iter().map(|(shard, fragment)| async move {
-                (
-                    shard,
-                    self.write_one(table, shard, TxnScope::Begin(txn), fragment, false)
-                        .await,
-                )
+                let written = match planned(map, shard) {
+                    Ok(p) => self.write_one(table, p, TxnScope::Begin(txn), fragment, false).await,
+                    Err(e) => Err(e),
+                };
+                (shard, written)
             });
             let results = futures::future::join_all(writes).await;
             let mut moved = Vec::new();
@@ -530,7 +592,7 @@ impl Executor {
             // Rows an UPDATE moved out of their shard are inserted where they now belong.
             let mut by_shard: HashMap<ShardId, Vec<Row>> = HashMap::new();
             for row in moved {
-                let dest = shard_for_row(&map, table, &row).ok_or_else(|| no_partition(table, &row))?;
+                let dest = shard_for_row(map, table, &row).ok_or_else(|| no_partition(table, &row))?;
                 by_shard.entry(dest.id).or_default().push(row);
             }
             for (shard, rows) in by_shard {
@@ -547,7 +609,8 @@ impl Executor {
                     on_conflict: None,
                     returning: Vec::new(),
                 };
-                self.write_one(table, shard, scope, fragment, false).await?;
+                self.write_one(table, planned(map, shard)?, scope, fragment, false)
+                    .await?;
             }
             Ok::<_, Error>(total)
         }
@@ -557,7 +620,7 @@ impl Executor {
                 let commits = touched.iter().map(|s| {
                     let rid = new_request_id();
                     async move {
-                        self.call_shard(*s, true, &|shard| Request::Commit {
+                        self.call_shard(planned(map, *s)?, true, &|shard| Request::Commit {
                             shard,
                             txn,
                             request_id: rid,
@@ -582,9 +645,11 @@ impl Executor {
             }
             Err(e) => {
                 for s in touched {
-                    let _ = self
-                        .call_shard(s, false, &|shard| Request::Rollback { shard, txn })
-                        .await;
+                    if let Some(p) = self.routing.current().shards.get(&s) {
+                        let _ = self
+                            .call_shard(p, false, &|shard| Request::Rollback { shard, txn })
+                            .await;
+                    }
                 }
                 Err(e)
             }
@@ -594,20 +659,15 @@ impl Executor {
     async fn write_one(
         &self,
         table: &Table,
-        shard_id: ShardId,
+        planned: &Shard,
         scope: TxnScope,
         fragment: WriteFragment,
         retry: bool,
     ) -> Result<WriteOutcome> {
-        let map = self.routing.current();
-        let shard = map
-            .shards
-            .get(&shard_id)
-            .ok_or_else(|| Error::UndefinedTable(table.name.clone()))?;
-        let layout = layout(table, shard);
+        let layout = layout(table, planned);
         let request_id = new_request_id();
         let reply = self
-            .call_shard(shard_id, retry, &|shard| Request::Write {
+            .call_shard(planned, retry, &|shard| Request::Write {
                 shard,
                 layout: layout.clone(),
                 scope,
@@ -622,16 +682,48 @@ impl Executor {
     }
 
     /// Writes rows COPY loads into one shard, on their own (autocommit); returns how many.
+    /// Rows meant for a shard that was split meanwhile go where the new map puts them.
     pub async fn copy_rows(&self, table: &Table, shard: ShardId, rows: Vec<Row>) -> Result<u64> {
-        let fragment = WriteFragment::Insert {
-            rows,
-            on_conflict: None,
-            returning: Vec::new(),
-        };
-        Ok(self
-            .write_one(table, shard, TxnScope::Single, fragment, true)
-            .await?
-            .count)
+        let mut pending = vec![(shard, rows)];
+        let mut written = 0;
+        for _ in 0..=REPLANS {
+            let map = self.routing.current();
+            let mut again: Vec<(ShardId, Vec<Row>)> = Vec::new();
+            for (shard, rows) in pending {
+                let fragment = WriteFragment::Insert {
+                    rows: rows.clone(),
+                    on_conflict: None,
+                    returning: Vec::new(),
+                };
+                match self
+                    .write_one(table, planned(&map, shard)?, TxnScope::Single, fragment, true)
+                    .await
+                {
+                    Ok(o) => written += o.count,
+                    Err(Error::MapChanged {
+                        maybe_applied: false, ..
+                    }) => {
+                        let map = self.routing.current();
+                        for row in rows {
+                            let dest = shard_for_row(&map, table, &row).ok_or_else(|| no_partition(table, &row))?;
+                            match again.iter_mut().find(|(s, _)| *s == dest.id) {
+                                Some((_, rows)) => rows.push(row),
+                                None => again.push((dest.id, vec![row])),
+                            }
+                        }
+                    }
+                    Err(e) => return Err(settle(e)),
+                }
+            }
+            if again.is_empty() {
+                return Ok(written);
+            }
+            pending = again;
+        }
+        Err(Error::MapChanged {
+            shard: format!("#{shard}"),
+            maybe_applied: false,
+        })
     }
 
     fn table<'m>(&self, map: &'m ClusterMap, id: u64) -> Result<&'m Table> {
@@ -641,6 +733,16 @@ impl Executor {
     }
 
     pub async fn insert(&self, session: &mut Session, plan: InsertPlan) -> Result<Output> {
+        let mut attempt = 0;
+        loop {
+            match self.insert_once(session, plan.clone()).await {
+                Err(e) if replannable(&e, session, attempt) => attempt += 1,
+                other => return other.map_err(settle),
+            }
+        }
+    }
+
+    async fn insert_once(&self, session: &mut Session, plan: InsertPlan) -> Result<Output> {
         let map = self.routing.current();
         let table = self.table(&map, plan.target.table)?.clone();
         let mut by_shard: Vec<(ShardId, Vec<Row>)> = Vec::new();
@@ -673,11 +775,21 @@ impl Executor {
                 )
             })
             .collect();
-        let outcome = self.write(session, &table, targets, false).await?;
+        let outcome = self.write(session, &map, &table, targets, false).await?;
         Ok(write_output(plan.columns, outcome, "INSERT 0"))
     }
 
     pub async fn update(&self, session: &mut Session, plan: UpdatePlan) -> Result<Output> {
+        let mut attempt = 0;
+        loop {
+            match self.update_once(session, plan.clone()).await {
+                Err(e) if replannable(&e, session, attempt) => attempt += 1,
+                other => return other.map_err(settle),
+            }
+        }
+    }
+
+    async fn update_once(&self, session: &mut Session, plan: UpdatePlan) -> Result<Output> {
         let map = self.routing.current();
         let table = self.table(&map, plan.target.table)?.clone();
         let range = scan_range(&table, plan.filter.as_ref());
@@ -693,11 +805,21 @@ impl Executor {
                 (s.id, fragment)
             })
             .collect();
-        let outcome = self.write(session, &table, targets, plan.moves_rows).await?;
+        let outcome = self.write(session, &map, &table, targets, plan.moves_rows).await?;
         Ok(write_output(plan.columns, outcome, "UPDATE"))
     }
 
     pub async fn delete(&self, session: &mut Session, plan: DeletePlan) -> Result<Output> {
+        let mut attempt = 0;
+        loop {
+            match self.delete_once(session, plan.clone()).await {
+                Err(e) if replannable(&e, session, attempt) => attempt += 1,
+                other => return other.map_err(settle),
+            }
+        }
+    }
+
+    async fn delete_once(&self, session: &mut Session, plan: DeletePlan) -> Result<Output> {
         let map = self.routing.current();
         let table = self.table(&map, plan.target.table)?.clone();
         let range = scan_range(&table, plan.filter.as_ref());
@@ -714,7 +836,7 @@ impl Executor {
                 )
             })
             .collect();
-        let outcome = self.write(session, &table, targets, false).await?;
+        let outcome = self.write(session, &map, &table, targets, false).await?;
         Ok(write_output(plan.columns, outcome, "DELETE"))
     }
 
@@ -725,8 +847,9 @@ impl Executor {
         };
         let txn = session.txn.id;
         let rid = new_request_id();
+        let map = self.routing.current();
         // Retried under the same request id: the shard answers from memory if it committed.
-        self.call_shard(shard, true, &|s| Request::Commit {
+        self.call_shard(planned(&map, shard)?, true, &|s| Request::Commit {
             shard: s,
             txn,
             request_id: rid,
@@ -740,14 +863,53 @@ impl Executor {
     pub async fn rollback(&self, session: &Session) {
         if let Some((shard, _)) = session.txn.write_shard.clone() {
             let txn = session.txn.id;
+            let Some(planned) = self.routing.current().shards.get(&shard).cloned() else {
+                return;
+            };
             if let Err(e) = self
-                .call_shard(shard, true, &|s| Request::Rollback { shard: s, txn })
+                .call_shard(&planned, true, &|s| Request::Rollback { shard: s, txn })
                 .await
             {
                 warn!(shard, error = %e, "rollback did not reach the shard");
             }
         }
     }
+}
+
+/// How often a statement is planned again because a shard it was planned against was split.
+const REPLANS: usize = 5;
+
+/// Whether a statement that failed with `e` may be planned and run again: it met a split
+/// before anything of it could have been applied, outside a transaction block.
+fn replannable(e: &Error, session: &Session, attempt: usize) -> bool {
+    matches!(
+        e,
+        Error::MapChanged {
+            maybe_applied: false,
+            ..
+        }
+    ) && !session.in_block()
+        && attempt < REPLANS
+}
+
+/// A split met after an attempt that may have been applied: the outcome is unknown.
+fn settle(e: Error) -> Error {
+    match e {
+        Error::MapChanged {
+            shard,
+            maybe_applied: true,
+        } => Error::Rpc(RpcError::OutcomeUnknown(format!(
+            "shard \"{shard}\" was split after the statement was sent to it, and no answer came back"
+        ))),
+        other => other,
+    }
+}
+
+/// The shard of `map` a statement planned against it writes to.
+fn planned(map: &ClusterMap, shard: ShardId) -> Result<&Shard> {
+    map.shards
+        .get(&shard)
+        .ok_or_else(|| Error::UndefinedTable(format!("shard {shard} (was it dropped?)")))
 }
 
 fn write_output(columns: Vec<OutputColumn>, outcome: WriteOutcome, tag: &str) -> Output {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tessera_types::fragment::{ColumnLayout, TableLayout};
+use tessera_types::fragment::TableLayout;
 use tessera_types::rpc::{call_any, Request, Response, RpcError, RpcPool};
 use tessera_types::schema::{ClusterMap, NodeId, Shard, ShardId, Table};
 use tokio::sync::watch;
@@ -148,20 +148,5 @@ impl Routing {
 
 /// What a shard needs to know about its table to execute a fragment.
 pub fn layout(table: &Table, shard: &Shard) -> Arc<TableLayout> {
-    Arc::new(TableLayout {
-        table: table.id,
-        name: table.name.clone(),
-        columns: table
-            .columns
-            .iter()
-            .map(|c| ColumnLayout {
-                name: c.name.clone(),
-                ty: c.ty,
-                not_null: c.not_null,
-            })
-            .collect(),
-        primary_key: table.primary_key.clone(),
-        partition_column: table.partitioning.as_ref().map(|p| p.column),
-        bounds: shard.bounds.clone(),
-    })
+    TableLayout::of(table, shard)
 }

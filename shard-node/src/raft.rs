@@ -24,9 +24,26 @@ use tessera_types::Row;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WriteSet {
     pub request_id: RequestId,
+    /// The placement epoch the writes were computed at. Once a split has fenced the shard at a
+    /// newer epoch (`Control::Fence`), a set computed before is refused (`ApplyOutcome::Stale`):
+    /// its rows may belong to the new shard now.
+    pub epoch: u64,
     pub writes: Vec<KeyWrite>,
     pub outcome: WriteOutcome,
     pub piece: Piece,
+    /// What a shard split asks of the state machine besides row writes.
+    pub control: Option<Control>,
+}
+
+/// The state machine's part in a shard split (`tessera_split_shard`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Control {
+    /// On the shard being split: raise the replica's epoch to the set's, so that every write
+    /// set computed at an older epoch is refused from here on, whatever replica proposed it.
+    Fence,
+    /// On the shard split off: remember the outcomes of the requests its source applied, so a
+    /// write retried after the split is still applied at most once.
+    Remember(Vec<(RequestId, WriteOutcome)>),
 }
 
 /// Which part of its statement's writes a write set carries. A statement that writes more
@@ -78,6 +95,9 @@ pub enum ApplyOutcome {
     /// This request id was applied before; nothing was written this time. The first outcome
     /// is in the store (`Store::request_outcome`).
     Duplicate,
+    /// The set was computed at an epoch older than the replica's (a split fenced the shard in
+    /// between); nothing was written or remembered.
+    Stale,
 }
 
 /// A group member as Raft records it: the node that hosts the replica. Addresses are looked up

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::exec::{Batch, ScanError};
 use crate::proposer::{Proposer, MAX_ENTRY_BYTES, MAX_ROW_BYTES, MAX_STATEMENT_BYTES};
-use crate::raft::{ApplyOutcome, KeyWrite, Peers, Piece, Raft, WriteBatch, WriteSet};
+use crate::raft::{ApplyOutcome, Control, KeyWrite, Peers, Piece, Raft, WriteBatch, WriteSet};
 use crate::store::Store;
 use crate::txn::{merged_range, Overlay, TxnRegistry};
 use crate::write::{compute, merge_into};
@@ -114,6 +114,20 @@ impl Replica {
     }
 
     /// Scans served since the node started.
+    /// The placement epoch requests must carry: the newer of what the catalog last confirmed
+    /// and what a split's fence raised the store to.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed).max(self.store.epoch())
+    }
+
+    fn stale(&self, sent: u64) -> RpcError {
+        RpcError::StaleEpoch {
+            shard: self.shard,
+            sent,
+            current: self.epoch(),
+        }
+    }
+
     pub fn reads_served(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
     }
@@ -322,6 +336,7 @@ impl Replica {
     /// Runs a scan, sending output batches to `tx` as they are produced.
     pub async fn scan(
         self: &Arc<Self>,
+        epoch: u64,
         txn: Option<TxnId>,
         consistency: ReadConsistency,
         fragment: ScanFragment,
@@ -347,11 +362,15 @@ impl Replica {
         // Counted once it is served here: a read refused (not caught up, no primary known) and
         // retried elsewhere by the router counts where it was served.
         self.reads.fetch_add(1, Ordering::Relaxed);
-        let store = self.store.clone();
+        // The rows as of now, refused if a split fenced the shard since the request was sent:
+        // some of them may have moved to the shard it split off.
+        let reader = self.store.reader().map_err(RpcError::internal)?;
+        if reader.epoch > epoch {
+            return Err(self.stale(epoch));
+        }
         if single_row {
             // One key at most: a B-tree lookup, done here rather than on a blocking thread.
             let mut batches = Vec::new();
-            let reader = store.reader().map_err(RpcError::internal)?;
             let rows = merged_range(&reader, overlay.as_ref(), &fragment.range)
                 .map_err(RpcError::internal)?
                 .map(|item| item.map(|(_, _, row)| row).map_err(ScanError::from));
@@ -368,7 +387,6 @@ impl Replica {
             return Ok(());
         }
         let result = tokio::task::spawn_blocking(move || -> Result<(), ScanError> {
-            let reader = store.reader()?;
             let rows = merged_range(&reader, overlay.as_ref(), &fragment.range)?
                 .map(|item| item.map(|(_, _, row)| row).map_err(ScanError::from));
             run_scan(rows, &fragment, batch_rows, &mut |batch| {
@@ -470,6 +488,7 @@ impl Replica {
             let last = n == staged;
             let piece = WriteSet {
                 request_id: ws.request_id,
+                epoch: ws.epoch,
                 writes,
                 outcome: if last {
                     ws.outcome.clone()
@@ -477,6 +496,7 @@ impl Replica {
                     WriteOutcome::default()
                 },
                 piece: if last { Piece::Last(staged) } else { Piece::Staged(n) },
+                control: if last { ws.control.clone() } else { None },
             };
             outcome = self.proposer.propose(piece, size).await?;
             if outcome == ApplyOutcome::Duplicate {
@@ -495,6 +515,7 @@ impl Replica {
     pub async fn write(
         &self,
         conn: ConnId,
+        epoch: u64,
         layout: Arc<TableLayout>,
         scope: TxnScope,
         request_id: RequestId,
@@ -520,9 +541,14 @@ impl Replica {
                             barrier_done = true;
                             continue;
                         }
+                        // Computed from rows a split may have moved away since the request
+                        // arrived (the fence applies before they leave).
+                        if self.store.epoch() > epoch {
+                            return Err(self.stale(epoch));
+                        }
                         return Ok(effect.outcome);
                     }
-                    let ws = write_set(request_id, effect.writes, effect.outcome.clone());
+                    let ws = write_set(request_id, epoch, effect.writes, effect.outcome.clone());
                     if self.ack_before_commit {
                         // The negative control: answer before a majority holds the write.
                         self.raft
@@ -536,14 +562,15 @@ impl Replica {
                             tokio::time::sleep(Duration::from_micros(200 * (attempt as u64 + 1))).await;
                         }
                         ApplyOutcome::Duplicate => return Ok(self.remembered(request_id)?.unwrap_or_default()),
-                        _ => return Ok(effect.outcome),
+                        ApplyOutcome::Stale => return Err(self.stale(epoch)),
+                        ApplyOutcome::Applied => return Ok(effect.outcome),
                     }
                 }
                 Err(ExecError::SerializationFailure.into())
             }
             TxnScope::Begin(txn_id) | TxnScope::Continue(txn_id) => {
                 let txn = match scope {
-                    TxnScope::Begin(_) => self.txns.open(txn_id, conn),
+                    TxnScope::Begin(_) => self.txns.open(txn_id, conn, epoch),
                     _ => self.txns.get(txn_id).ok_or(RpcError::TxnGone {
                         shard: self.shard,
                         txn: txn_id,
@@ -603,11 +630,19 @@ impl Replica {
             match self.ensure_leader() {
                 Err(e) => Err(e),
                 Ok(()) => match self
-                    .propose(write_set(request_id, overlay, WriteOutcome::default()))
+                    .propose(write_set(request_id, txn.epoch, overlay, WriteOutcome::default()))
                     .await
                 {
                     Ok(ApplyOutcome::Conflict) => Err(ExecError::SerializationFailure.into()),
-                    Ok(_) => Ok(()),
+                    Ok(ApplyOutcome::Stale) => Err(ExecError::other(
+                        "40001",
+                        format!(
+                            "could not commit: shard {} was split while the transaction was open; retry the transaction",
+                            self.shard
+                        ),
+                    )
+                    .into()),
+                    Ok(ApplyOutcome::Applied | ApplyOutcome::Duplicate) => Ok(()),
                     Err(e) => Err(e),
                 },
             }
@@ -620,11 +655,192 @@ impl Replica {
     pub fn rollback(&self, txn_id: TxnId) {
         self.txns.remove(txn_id);
     }
+
+    /// Proposes a split's control set (no row writes) and waits until it has applied here.
+    async fn propose_control(&self, request_id: RequestId, epoch: u64, control: Control) -> Result<(), RpcError> {
+        self.ensure_leader()?;
+        self.caught_up_as_leader().await?;
+        let ws = WriteSet {
+            request_id,
+            epoch,
+            writes: Vec::new(),
+            outcome: WriteOutcome::default(),
+            piece: Piece::Whole,
+            control: Some(control),
+        };
+        let bytes = bincode::serialized_size(&ws).unwrap_or(u64::MAX);
+        match self.proposer.propose(ws, bytes).await? {
+            ApplyOutcome::Applied | ApplyOutcome::Duplicate => Ok(()),
+            ApplyOutcome::Stale => Err(self.stale(epoch)),
+            ApplyOutcome::Conflict => Err(RpcError::internal("a split's control set conflicted")),
+        }
+    }
+
+    /// The first step of a split on the shard being split: fences it at `epoch` (every write
+    /// computed at an older epoch is refused from then on, on every replica), then sends the
+    /// rows `moved` holds (the bounds of the shard split off) and every remembered request,
+    /// in batches. Repeatable: a shard already fenced at `epoch` is only read.
+    pub async fn split_read(
+        &self,
+        epoch: u64,
+        request_id: RequestId,
+        moved: Arc<TableLayout>,
+        batch_rows: usize,
+        tx: mpsc::Sender<Response>,
+    ) -> Result<(), RpcError> {
+        if self.store.epoch() < epoch {
+            self.propose_control(request_id, epoch, Control::Fence).await?;
+        } else {
+            self.ensure_leader()?;
+            self.caught_up_as_leader().await?;
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), RpcError> {
+            let reader = store.reader().map_err(RpcError::internal)?;
+            let mut batch = Vec::new();
+            for item in reader
+                .range(&tessera_types::key::KeyRange::all())
+                .map_err(RpcError::internal)?
+            {
+                let (key, _, row) = item.map_err(RpcError::internal)?;
+                if moved.holds(&row) {
+                    batch.push((key, row));
+                }
+                if batch.len() >= batch_rows {
+                    let rows = std::mem::take(&mut batch);
+                    if tx
+                        .blocking_send(Response::SplitRows {
+                            rows,
+                            requests: Vec::new(),
+                        })
+                        .is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+            let requests = store.requests().map_err(RpcError::internal)?;
+            let mut requests = requests.into_iter().peekable();
+            while !batch.is_empty() || requests.peek().is_some() {
+                let chunk: Vec<_> = requests.by_ref().take(batch_rows).collect();
+                let rows = std::mem::take(&mut batch);
+                if tx.blocking_send(Response::SplitRows { rows, requests: chunk }).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(RpcError::internal)?
+    }
+
+    /// On the shard split off: stages one part of the rows and remembered requests copied from
+    /// its source; the `last` part applies all of them at once. Repeatable under the same
+    /// request id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn split_ingest(
+        &self,
+        epoch: u64,
+        request_id: RequestId,
+        part: u32,
+        last: bool,
+        rows: Vec<(Vec<u8>, tessera_types::Row)>,
+        requests: Vec<(RequestId, WriteOutcome)>,
+    ) -> Result<(), RpcError> {
+        self.ensure_leader()?;
+        self.caught_up_as_leader().await?;
+        if self.remembered(request_id)?.is_some() {
+            return Ok(());
+        }
+        let ws = WriteSet {
+            request_id,
+            epoch,
+            writes: rows
+                .into_iter()
+                .map(|(key, row)| KeyWrite {
+                    key,
+                    expected: None,
+                    row: Some(row),
+                })
+                .collect(),
+            outcome: WriteOutcome::default(),
+            piece: if last { Piece::Last(part) } else { Piece::Staged(part) },
+            control: (!requests.is_empty()).then_some(Control::Remember(requests)),
+        };
+        let bytes = bincode::serialized_size(&ws).unwrap_or(u64::MAX);
+        match self.proposer.propose(ws, bytes).await? {
+            ApplyOutcome::Applied | ApplyOutcome::Duplicate => Ok(()),
+            ApplyOutcome::Stale => Err(self.stale(epoch)),
+            ApplyOutcome::Conflict => Err(RpcError::internal(format!(
+                "shard {} cannot take the copied rows: a part is missing or a row exists already",
+                self.shard
+            ))),
+        }
+    }
+
+    /// The last step of a split on the shard being split: deletes the rows its narrowed bounds
+    /// (`kept`) no longer hold, which the shard split off now has. Returns how many.
+    pub async fn split_cleanup(
+        &self,
+        epoch: u64,
+        request_id: RequestId,
+        kept: Arc<TableLayout>,
+    ) -> Result<u64, RpcError> {
+        self.ensure_leader()?;
+        self.caught_up_as_leader().await?;
+        if self.remembered(request_id)?.is_some() {
+            return Ok(0);
+        }
+        let store = self.store.clone();
+        let writes = tokio::task::spawn_blocking(move || -> Result<Vec<KeyWrite>, RpcError> {
+            let reader = store.reader().map_err(RpcError::internal)?;
+            let mut writes = Vec::new();
+            for item in reader
+                .range(&tessera_types::key::KeyRange::all())
+                .map_err(RpcError::internal)?
+            {
+                let (key, version, row) = item.map_err(RpcError::internal)?;
+                if !kept.holds(&row) {
+                    writes.push(KeyWrite {
+                        key,
+                        expected: Some(version),
+                        row: None,
+                    });
+                }
+            }
+            Ok(writes)
+        })
+        .await
+        .map_err(RpcError::internal)??;
+        let count = writes.len() as u64;
+        let ws = WriteSet {
+            request_id,
+            epoch,
+            writes,
+            outcome: WriteOutcome {
+                count,
+                ..WriteOutcome::default()
+            },
+            piece: Piece::Whole,
+            control: None,
+        };
+        match self.propose(ws).await? {
+            ApplyOutcome::Applied | ApplyOutcome::Duplicate => Ok(count),
+            ApplyOutcome::Stale => Err(self.stale(epoch)),
+            // Nothing writes to a fenced shard at an older epoch; a conflict means a write at
+            // this epoch got in, and the next attempt computes the deletes again.
+            ApplyOutcome::Conflict => Err(RpcError::internal(format!(
+                "rows of shard {} changed while a split cleaned it up; it will try again",
+                self.shard
+            ))),
+        }
+    }
 }
 
-fn write_set(request_id: RequestId, writes: Overlay, outcome: WriteOutcome) -> WriteSet {
+fn write_set(request_id: RequestId, epoch: u64, writes: Overlay, outcome: WriteOutcome) -> WriteSet {
     WriteSet {
         request_id,
+        epoch,
         writes: writes
             .into_iter()
             .map(|(key, p)| KeyWrite {
@@ -635,5 +851,6 @@ fn write_set(request_id: RequestId, writes: Overlay, outcome: WriteOutcome) -> W
             .collect(),
         outcome,
         piece: Piece::Whole,
+        control: None,
     }
 }

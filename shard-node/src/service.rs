@@ -1,7 +1,6 @@
 //! The node's RPC front: dispatches requests from routers, the catalog and peer nodes to the
 //! replica they address, after checking the sender's placement epoch.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tessera_types::fragment::ShardRef;
@@ -57,7 +56,7 @@ impl NodeService {
             .node
             .replica(shard.shard)
             .ok_or(RpcError::UnknownShard { shard: shard.shard })?;
-        let current = r.epoch.load(Ordering::Relaxed);
+        let current = r.epoch();
         if shard.epoch < current {
             return Err(RpcError::StaleEpoch {
                 shard: shard.shard,
@@ -84,7 +83,15 @@ impl NodeService {
                 };
                 let (tx, mut rx) = mpsc::channel::<Batch>(4);
                 let single_row = layout.primary_key.len() == 1 && is_single_key(&fragment.range);
-                let scan = replica.scan(txn, consistency, fragment, batch_rows.max(1) as usize, single_row, tx);
+                let scan = replica.scan(
+                    shard.epoch,
+                    txn,
+                    consistency,
+                    fragment,
+                    batch_rows.max(1) as usize,
+                    single_row,
+                    tx,
+                );
                 // One batch is held back so that the last one travels as the final reply: a
                 // small scan is then a single frame each way.
                 let forward = async {
@@ -128,7 +135,7 @@ impl NodeService {
                 fragment,
             } => match self.replica(shard) {
                 Ok(r) => {
-                    let write = r.write(conn, layout, scope, request_id, fragment);
+                    let write = r.write(conn, shard.epoch, layout, scope, request_id, fragment);
                     working(&r, write, &mut reply).await.map(Response::Written)
                 }
                 Err(e) => Err(e),
@@ -178,6 +185,56 @@ impl NodeService {
             },
             Request::NodeStatus => Ok(Response::NodeStatus(self.node.status().await)),
             Request::Checksums => self.node.checksums().await.map(Response::Checksums),
+            Request::SplitRead {
+                shard,
+                epoch,
+                request_id,
+                moved,
+                batch_rows,
+            } => {
+                let Some(r) = self.node.replica(shard) else {
+                    return reply.finish(Err(RpcError::UnknownShard { shard }));
+                };
+                let (tx, mut rx) = mpsc::channel::<Response>(4);
+                let read = r.split_read(epoch, request_id, moved, batch_rows.max(1) as usize, tx);
+                let forward = async {
+                    while let Some(batch) = rx.recv().await {
+                        if reply.send(batch).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let (result, ()) = tokio::join!(read, forward);
+                result.map(|()| Response::Done)
+            }
+            Request::SplitIngest {
+                shard,
+                request_id,
+                part,
+                last,
+                rows,
+                requests,
+            } => match self.replica(shard) {
+                Ok(r) => r
+                    .split_ingest(shard.epoch, request_id, part, last, rows, requests)
+                    .await
+                    .map(|()| Response::Ok),
+                Err(e) => Err(e),
+            },
+            Request::SplitCleanup {
+                shard,
+                epoch,
+                request_id,
+                kept,
+            } => match self.node.replica(shard) {
+                Some(r) => r.split_cleanup(epoch, request_id, kept).await.map(|count| {
+                    Response::Written(tessera_types::fragment::WriteOutcome {
+                        count,
+                        ..Default::default()
+                    })
+                }),
+                None => Err(RpcError::UnknownShard { shard }),
+            },
             Request::ReadIndex { shard } => match self.node.replica(shard) {
                 Some(r) => r.read_index().await.map(Response::ReadIndex),
                 None => Err(RpcError::UnknownShard { shard }),

@@ -2,7 +2,7 @@
 //!
 //! One redb file per replica holds three tables: `rows` (encoded primary key → row version and
 //! row), `meta` (the last applied log id and membership, written in the same transaction as the
-//! rows they describe) and `requests` (the ids of recently applied requests with the outcome
+//! rows they describe, and the epoch a split fenced the replica at) and `requests` (the ids of recently applied requests with the outcome
 //! their statement reported, so a retried write is applied at most once and answered as the
 //! first time). A batch of log entries is applied in one transaction.
 //!
@@ -12,6 +12,7 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -23,7 +24,7 @@ use tessera_types::schema::ReplicaId;
 use tessera_types::Row;
 
 use crate::raft::{
-    ApplyOutcome, KeyWrite, LogId, Piece, ShardRaft, SnapshotMeta, StorageError, StoredMembership, WriteSet,
+    ApplyOutcome, Control, KeyWrite, LogId, Piece, ShardRaft, SnapshotMeta, StorageError, StoredMembership, WriteSet,
 };
 
 const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
@@ -67,6 +68,9 @@ pub fn decode_row(bytes: &[u8]) -> Option<(u64, Row)> {
 pub struct Store {
     pub db: Database,
     pub path: PathBuf,
+    /// The epoch a split's fence raised the replica to (0 if none did): write sets computed
+    /// at an older one are refused.
+    epoch: AtomicU64,
 }
 
 impl Store {
@@ -87,10 +91,19 @@ impl Store {
             txn.open_table(STAGED).map_err(|e| err(&e))?;
         }
         txn.commit().map_err(|e| err(&e))?;
-        Ok(Arc::new(Store {
+        let store = Store {
             db,
             path: path.to_path_buf(),
-        }))
+            epoch: AtomicU64::new(0),
+        };
+        let epoch: Option<u64> = store.read_meta("epoch")?;
+        store.epoch.store(epoch.unwrap_or(0), Ordering::Relaxed);
+        Ok(Arc::new(store))
+    }
+
+    /// The epoch a split fenced this replica at (0 if none did).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
     }
 
     pub fn err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -100,14 +113,41 @@ impl Store {
         }
     }
 
-    /// A consistent read-only view of the rows.
+    /// A consistent read-only view of the rows, with the epoch they were fenced at.
     pub fn reader(&self) -> Result<RowsReader, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+        let meta = txn.open_table(META).map_err(|e| self.err(e))?;
+        let epoch = meta
+            .get("epoch")
+            .map_err(|e| self.err(e))?
+            .and_then(|g| bincode::deserialize::<u64>(g.value()).ok())
+            .unwrap_or(0);
         Ok(RowsReader {
             table,
+            epoch,
             path: self.path.clone(),
         })
+    }
+
+    /// Every remembered request with its outcome (carried to the shard a split makes).
+    pub fn requests(&self) -> Result<Vec<(u128, WriteOutcome)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(REQUESTS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let Ok(rid) = <[u8; 16]>::try_from(k.value()) else {
+                continue;
+            };
+            let outcome = v
+                .value()
+                .get(8..)
+                .and_then(|b| bincode::deserialize(b).ok())
+                .unwrap_or_default();
+            out.push((u128::from_be_bytes(rid), outcome));
+        }
+        Ok(out)
     }
 
     fn read_meta<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>, StoreError> {
@@ -162,6 +202,7 @@ impl Store {
         let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
         txn.set_durability(Durability::None).map_err(|e| self.err(e))?;
         let mut outcomes = Vec::with_capacity(entries.len());
+        let mut epoch = self.epoch();
         {
             let mut rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
@@ -181,7 +222,7 @@ impl Store {
                     EntryPayload::Normal(batch) => batch
                         .sets
                         .iter()
-                        .map(|ws| self.apply_write_set(&mut rows, &mut requests, &mut staged, index, ws))
+                        .map(|ws| self.apply_write_set(&mut rows, &mut requests, &mut staged, index, &mut epoch, ws))
                         .collect::<Result<Vec<_>, _>>()?,
                 };
                 outcomes.push(outcome);
@@ -196,8 +237,13 @@ impl Store {
                 let m = bincode::serialize(&m).unwrap_or_default();
                 meta.insert("membership", m.as_slice()).map_err(|e| self.err(e))?;
             }
+            if epoch != self.epoch() {
+                let e = bincode::serialize(&epoch).unwrap_or_default();
+                meta.insert("epoch", e.as_slice()).map_err(|e| self.err(e))?;
+            }
         }
         txn.commit().map_err(|e| self.err(e))?;
+        self.epoch.fetch_max(epoch, Ordering::Relaxed);
         Ok(outcomes)
     }
 
@@ -207,11 +253,36 @@ impl Store {
         requests: &mut redb::Table<&[u8], &[u8]>,
         staged: &mut redb::Table<&[u8], &[u8]>,
         index: u64,
+        epoch: &mut u64,
         ws: &WriteSet,
     ) -> Result<ApplyOutcome, StoreError> {
         let rid = ws.request_id.to_be_bytes();
         if requests.get(rid.as_slice()).map_err(|e| self.err(e))?.is_some() {
             return Ok(ApplyOutcome::Duplicate);
+        }
+        if ws.epoch < *epoch {
+            return Ok(ApplyOutcome::Stale);
+        }
+        match &ws.control {
+            None => {}
+            Some(Control::Fence) => {
+                *epoch = ws.epoch;
+                let record = index.to_le_bytes();
+                requests
+                    .insert(rid.as_slice(), record.as_slice())
+                    .map_err(|e| self.err(e))?;
+                return Ok(ApplyOutcome::Applied);
+            }
+            Some(Control::Remember(carried)) => {
+                // Stamped with this log's index, so they are forgotten on this shard's clock.
+                for (id, outcome) in carried {
+                    let mut record = index.to_le_bytes().to_vec();
+                    record.extend(bincode::serialize(outcome).map_err(|e| self.err(e))?);
+                    requests
+                        .insert(id.to_be_bytes().as_slice(), record.as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+            }
         }
         let piece_key = |n: u32| -> Vec<u8> {
             let mut k = rid.to_vec();
@@ -357,11 +428,13 @@ impl Store {
         let membership: StoredMembership = get("membership")?
             .and_then(|b| bincode::deserialize(&b).ok())
             .unwrap_or_default();
+        let epoch: u64 = get("epoch")?.and_then(|b| bincode::deserialize(&b).ok()).unwrap_or(0);
         let meta = snapshot_meta(applied, membership);
         let data = SnapshotData {
             rows,
             requests,
             staged,
+            epoch,
             meta: meta.clone(),
         };
         let bytes = bincode::serialize(&data).map_err(|e| self.err(e))?;
@@ -397,8 +470,12 @@ impl Store {
             meta.insert("applied", applied.as_slice()).map_err(|e| self.err(e))?;
             let m = bincode::serialize(&data.meta.last_membership).unwrap_or_default();
             meta.insert("membership", m.as_slice()).map_err(|e| self.err(e))?;
+            let e = bincode::serialize(&data.epoch).unwrap_or_default();
+            meta.insert("epoch", e.as_slice()).map_err(|e| self.err(e))?;
         }
-        txn.commit().map_err(|e| self.err(e))
+        txn.commit().map_err(|e| self.err(e))?;
+        self.epoch.store(data.epoch, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -424,12 +501,16 @@ struct SnapshotData {
     rows: Pairs,
     requests: Pairs,
     staged: Pairs,
+    /// The epoch a split fenced the replica at.
+    epoch: u64,
     meta: SnapshotMeta,
 }
 
 /// A read-only view of a replica's rows at one point in time.
 pub struct RowsReader {
     table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    /// The epoch a split fenced the replica at, as of this view.
+    pub epoch: u64,
     path: PathBuf,
 }
 

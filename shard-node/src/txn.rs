@@ -96,6 +96,9 @@ impl<B: Iterator<Item = Result<VisibleRow, StoreError>>> Iterator for MergeIter<
 /// One open transaction.
 pub struct Txn {
     pub overlay: Overlay,
+    /// The placement epoch it began at: its commit is refused if a split fenced the shard
+    /// since.
+    pub epoch: u64,
     pub last_used: Instant,
     /// How its commit ended, once it has: a retried commit waits for the first and gets this.
     pub committed: Option<Result<(), tessera_types::rpc::RpcError>>,
@@ -109,7 +112,7 @@ pub struct TxnRegistry {
 
 impl TxnRegistry {
     /// The transaction, opened (empty) if it does not exist yet.
-    pub fn open(&self, id: TxnId, conn: ConnId) -> Arc<tokio::sync::Mutex<Txn>> {
+    pub fn open(&self, id: TxnId, conn: ConnId, epoch: u64) -> Arc<tokio::sync::Mutex<Txn>> {
         let mut txns = self.txns.lock().unwrap_or_else(|p| p.into_inner());
         txns.entry(id)
             .or_insert_with(|| {
@@ -117,6 +120,7 @@ impl TxnRegistry {
                     conn,
                     Arc::new(tokio::sync::Mutex::new(Txn {
                         overlay: Overlay::new(),
+                        epoch,
                         last_used: Instant::now(),
                         committed: None,
                     })),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
-use tessera_shard_node::raft::{ApplyOutcome, KeyWrite, Piece, ShardRaft, WriteBatch, WriteSet};
+use tessera_shard_node::raft::{ApplyOutcome, Control, KeyWrite, Piece, ShardRaft, WriteBatch, WriteSet};
 use tessera_shard_node::store::{StateMachine, Store};
 use tessera_types::fragment::WriteOutcome;
 use tessera_types::key::KeyRange;
@@ -62,9 +62,11 @@ fn ws(request_id: u128, writes: Vec<KeyWrite>) -> WriteSet {
     };
     WriteSet {
         request_id,
+        epoch: 1,
         writes,
         outcome,
         piece: Piece::Whole,
+        control: None,
     }
 }
 
@@ -498,4 +500,96 @@ async fn a_write_set_in_pieces_applies_when_its_last_piece_does_and_all_or_nothi
         apply(&mut sm, vec![normal(9, retried_last)]).await,
         vec![ApplyOutcome::Conflict]
     );
+}
+
+#[tokio::test]
+async fn a_split_fence_refuses_write_sets_computed_before_it_even_after_a_restart() {
+    let dir = tempdir();
+    let mut sm = open_sm(dir.path());
+    let fence = WriteSet {
+        epoch: 3,
+        control: Some(Control::Fence),
+        ..ws(10, Vec::new())
+    };
+    let before_fence = ws(11, vec![put(b"a", None, row(1, "old epoch"))]);
+    let after_fence = WriteSet {
+        epoch: 3,
+        ..ws(12, vec![put(b"b", None, row(2, "new epoch"))])
+    };
+    let outcomes = apply(
+        &mut sm,
+        vec![
+            normal(1, fence.clone()),
+            normal(2, before_fence.clone()),
+            normal(3, after_fence),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![ApplyOutcome::Applied, ApplyOutcome::Stale, ApplyOutcome::Applied]
+    );
+    assert_eq!(sm.store.epoch(), 3);
+    assert_eq!(sm.store.reader().expect("reader").epoch, 3, "a reader sees the fence");
+    assert_eq!(rows(&sm.store), vec![(b"b".to_vec(), 3, row(2, "new epoch"))]);
+    assert_eq!(
+        sm.store.request_outcome(11).expect("outcome"),
+        None,
+        "a refused set is not remembered: its retry may apply on the right shard"
+    );
+    drop(sm);
+    let mut sm = open_sm(dir.path());
+    assert_eq!(sm.store.epoch(), 3, "the fence is durable state of the replica");
+    assert_eq!(
+        apply(
+            &mut sm,
+            vec![normal(
+                4,
+                WriteSet {
+                    request_id: 13,
+                    ..before_fence
+                }
+            )]
+        )
+        .await,
+        vec![ApplyOutcome::Stale]
+    );
+    assert_eq!(
+        apply(&mut sm, vec![normal(5, fence)]).await,
+        vec![ApplyOutcome::Duplicate],
+        "a repeated fence is recognised"
+    );
+}
+
+#[tokio::test]
+async fn requests_carried_to_a_split_off_shard_are_answered_from_memory() {
+    let dir = tempdir();
+    let mut sm = open_sm(dir.path());
+    let remembered = WriteOutcome {
+        count: 7,
+        ..WriteOutcome::default()
+    };
+    let ingest = WriteSet {
+        control: Some(Control::Remember(vec![(500, remembered.clone())])),
+        ..ws(20, vec![put(b"k", None, row(1, "copied"))])
+    };
+    assert_eq!(
+        apply(&mut sm, vec![normal(1, ingest)]).await,
+        vec![ApplyOutcome::Applied]
+    );
+    assert_eq!(
+        sm.store.request_outcome(500).expect("outcome"),
+        Some(remembered.clone())
+    );
+    assert_eq!(
+        apply(
+            &mut sm,
+            vec![normal(2, ws(500, vec![put(b"z", None, row(9, "again"))]))]
+        )
+        .await,
+        vec![ApplyOutcome::Duplicate],
+        "a retry of a request the source applied is not applied again"
+    );
+    let requests = sm.store.requests().expect("requests");
+    assert!(requests.contains(&(500, remembered)) && requests.iter().any(|(id, _)| *id == 20));
 }

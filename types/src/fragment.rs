@@ -3,12 +3,14 @@
 //! aggregates, or the outcome of a write). Expressions in a fragment read the table's row, in
 //! column order.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::datatype::DataType;
 use crate::expr::Expr;
 use crate::key::KeyRange;
-use crate::schema::{ShardBounds, ShardId, TableId};
+use crate::schema::{Shard, ShardBounds, ShardId, Table, TableId};
 use crate::value::{Row, Value};
 
 /// What a shard must know about its table to execute fragments and writes.
@@ -34,6 +36,26 @@ pub struct ColumnLayout {
 }
 
 impl TableLayout {
+    /// What a shard of `table` with `shard`'s bounds needs to know about it.
+    pub fn of(table: &Table, shard: &Shard) -> Arc<TableLayout> {
+        Arc::new(TableLayout {
+            table: table.id,
+            name: table.name.clone(),
+            columns: table
+                .columns
+                .iter()
+                .map(|c| ColumnLayout {
+                    name: c.name.clone(),
+                    ty: c.ty,
+                    not_null: c.not_null,
+                })
+                .collect(),
+            primary_key: table.primary_key.clone(),
+            partition_column: table.partitioning.as_ref().map(|p| p.column),
+            bounds: shard.bounds.clone(),
+        })
+    }
+
     /// Whether this shard's bounds hold a row (by its partition key).
     pub fn holds(&self, row: &[Value]) -> bool {
         let Some(col) = self.partition_column else { return true };

@@ -184,6 +184,25 @@ pub struct TaskInfo {
     /// Milliseconds since the UNIX epoch.
     pub started_ms: u64,
     pub finished_ms: Option<u64>,
+    /// What a split makes (`TaskKind::Split` only).
+    #[serde(default)]
+    pub split: Option<SplitPlan>,
+}
+
+/// A shard split (`tessera_split_shard`): the shard keeps the rows below `at`, a new shard
+/// gets the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitPlan {
+    /// The partition key value the shard is split at.
+    pub at: Value,
+    /// The shard split off, on the nodes of the shard being split. Its id and replica ids are
+    /// given when the task is recorded; it joins the map when the task ends.
+    pub shard: Shard,
+    /// The epoch the shard being split is fenced at, and has once the task has ended.
+    pub fence_epoch: u64,
+    /// Whether the fence may have been raised: from then on the task no longer fails, it
+    /// tries again until the split is complete.
+    pub fenced: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,6 +217,8 @@ pub enum TaskKind {
     RemoveReplica,
     /// A replica moved from the fullest node to the emptiest (`tessera_rebalance`).
     Rebalance,
+    /// A range shard split in two (`tessera_split_shard`).
+    Split,
 }
 
 impl TaskKind {
@@ -208,6 +229,7 @@ impl TaskKind {
             TaskKind::AddReplica => "add replica",
             TaskKind::RemoveReplica => "remove replica",
             TaskKind::Rebalance => "rebalance",
+            TaskKind::Split => "split",
         }
     }
 }

@@ -12,7 +12,10 @@
 //! - `tessera_add_node()` and `tessera_add_nodes(count int)`: the same for nodes the
 //!   catalog's provisioner starts (`--provisioner process` or `docker`);
 //! - `tessera_rebalance()`: the same without a new node: how many replicas will move until no
-//!   live node holds more than one replica more than another.
+//!   live node holds more than one replica more than another;
+//! - `tessera_split_shard(table text, shard text, at [, name text])`: splits a range shard at
+//!   the partition key value `at` while writes go on, and returns the split's task id once the
+//!   new shard (named `name`, by default `<shard>_<at>`) serves the rows from `at` up.
 //!
 //! Arguments are constants (literals or parameters are not mixed with columns: there is no
 //! table to read).
@@ -26,13 +29,14 @@ use crate::sql::names::object_parts;
 use crate::sql::Bound;
 
 /// The names of the admin functions, with the types they take (for error messages).
-const FUNCTIONS: [(&str, &str); 6] = [
+const FUNCTIONS: [(&str, &str); 7] = [
     ("tessera_move_replica", "text, bigint, bigint"),
     ("tessera_set_replicas", "text, integer"),
     ("tessera_remove_node", "bigint"),
     ("tessera_add_node", "text, or nothing"),
     ("tessera_add_nodes", "integer"),
     ("tessera_rebalance", ""),
+    ("tessera_split_shard", "text, text, a partition key value [, text]"),
 ];
 
 /// An argument as the admin functions take it.
@@ -105,6 +109,22 @@ fn bind_call(name: &str, f: &ast::Function, signature: &str) -> Result<AdminRequ
         ("tessera_add_node", []) => AdminRequest::ProvisionNodes { count: 1 },
         ("tessera_add_nodes", [Arg::Int(count)]) => AdminRequest::ProvisionNodes { count: *count },
         ("tessera_rebalance", []) => AdminRequest::Rebalance,
+        ("tessera_split_shard", [Arg::Text(table), Arg::Text(shard), at, rest @ ..]) if rest.len() <= 1 => {
+            let name = match rest {
+                [Arg::Text(name)] => Some(name.clone()),
+                [] => None,
+                _ => return Err(undefined()),
+            };
+            AdminRequest::SplitShard {
+                table: table.clone(),
+                shard: shard.clone(),
+                at: match at {
+                    Arg::Int(n) => tessera_types::Value::Int8(*n),
+                    Arg::Text(s) => tessera_types::Value::Text(s.clone()),
+                },
+                name,
+            }
+        }
         _ => return Err(undefined()),
     })
 }

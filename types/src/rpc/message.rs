@@ -96,6 +96,35 @@ pub enum Request {
         voters: Vec<ReplicaId>,
     },
 
+    /// A shard split (`tessera_split_shard`), on the primary of the shard being split: fence
+    /// it at `epoch`, then stream (`Response::SplitRows`) the rows the bounds in `moved`
+    /// hold and every request it remembers.
+    SplitRead {
+        shard: ShardId,
+        epoch: u64,
+        request_id: RequestId,
+        moved: Arc<TableLayout>,
+        batch_rows: u32,
+    },
+    /// On the primary of the shard split off: stage part `part` of what `SplitRead` sent;
+    /// the `last` part applies them all at once.
+    SplitIngest {
+        shard: ShardRef,
+        request_id: RequestId,
+        part: u32,
+        last: bool,
+        rows: Vec<(Vec<u8>, Row)>,
+        requests: Vec<(RequestId, WriteOutcome)>,
+    },
+    /// On the primary of the shard being split, once the shard split off holds its rows:
+    /// delete the rows the narrowed bounds in `kept` no longer hold (`Response::Written`).
+    SplitCleanup {
+        shard: ShardId,
+        epoch: u64,
+        request_id: RequestId,
+        kept: Arc<TableLayout>,
+    },
+
     /// The state of every replica a node hosts (for `tessera.replicas`).
     NodeStatus,
     /// A checksum of every replica's rows on a node (for `tessera.checksums`).
@@ -162,6 +191,14 @@ pub enum AdminRequest {
     ProvisionNodes { count: i64 },
     /// Moves replicas until the live nodes hold balanced numbers of them.
     Rebalance,
+    /// Splits a range shard in two at `at` (a value of the partition key): the shard keeps
+    /// the rows below it, a new shard named `name` gets the others.
+    SplitShard {
+        table: String,
+        shard: String,
+        at: crate::value::Value,
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +263,11 @@ pub enum Response {
         last: Option<u64>,
     },
     Tasks(Vec<TaskInfo>),
+    /// A batch of a split's rows (keyed as stored) and remembered requests (`SplitRead`).
+    SplitRows {
+        rows: Vec<(Vec<u8>, Row)>,
+        requests: Vec<(RequestId, WriteOutcome)>,
+    },
     /// What an admin function returns (a task id, or how many replica changes it made).
     Admin(i64),
 }

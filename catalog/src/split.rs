@@ -46,6 +46,9 @@ const BEFORE_FENCE_LIMIT: Duration = Duration::from_secs(30);
 /// How long to wait between two attempts of a step.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 
+/// One batch a `SplitRead` streams: rows (keyed as stored) and remembered requests.
+type MovedBatch = (Vec<(Vec<u8>, Row)>, Vec<(RequestId, WriteOutcome)>);
+
 fn refuse(code: &str, message: String) -> RpcError {
     RpcError::Exec(ExecError::other(code, message))
 }
@@ -109,13 +112,15 @@ impl Catalog {
                     ))
                 }
                 None => return Err(RpcError::internal(format!("task {id} is gone"))),
-                Some(_) if Instant::now() >= deadline => return Err(refuse(
-                    "57014",
-                    format!(
+                Some(_) if Instant::now() >= deadline => {
+                    return Err(refuse(
+                        "57014",
+                        format!(
                         "the split of shard \"{shard}\" is still running after {} s as task {id}: see tessera.tasks",
                         SPLIT_WAIT.as_secs()
                     ),
-                )),
+                    ))
+                }
                 Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
@@ -256,7 +261,7 @@ impl Catalog {
             moved: TableLayout::of(table, &plan.shard),
             batch_rows: SPLIT_BATCH_ROWS,
         };
-        let batches: Vec<(Vec<(Vec<u8>, Row)>, Vec<(RequestId, WriteOutcome)>)> = self
+        let batches: Vec<MovedBatch> = self
             .on_primary(&source.replicas, |addr| {
                 let read = read.clone();
                 async move {

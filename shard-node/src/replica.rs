@@ -334,6 +334,7 @@ impl Replica {
     }
 
     /// Runs a scan, sending output batches to `tx` as they are produced.
+    #[allow(clippy::too_many_arguments)]
     pub async fn scan(
         self: &Arc<Self>,
         epoch: u64,

@@ -993,6 +993,7 @@ mod tests {
             },
         );
         add_shard(&mut st, 1, &[1, 2, 3]);
+        st.next_shard = 1;
         let source = st.map.shards.get_mut(&1).unwrap();
         source.bounds = ShardBounds::Range {
             from: Some(tessera_types::Value::Int8(4096)),

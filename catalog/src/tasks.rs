@@ -551,8 +551,10 @@ impl Catalog {
             }
             AdminRequest::SplitShard { .. } => Err(RpcError::internal("a split is handled above")),
             AdminRequest::AddNode { .. } | AdminRequest::ProvisionNodes { .. } | AdminRequest::Rebalance => {
-                self.commit(vec![Command::SetBalancing { on: true }]).await?;
+                // Counted before balancing starts: the control loop may finish a move before
+                // this answer goes out.
                 let moves = self.with_state(|st| st.moves_to_balance());
+                self.commit(vec![Command::SetBalancing { on: true }]).await?;
                 info!(moves, "rebalancing");
                 Ok(Response::Admin(moves as i64))
             }

@@ -90,13 +90,7 @@ impl Catalog {
                     .map(|p| p.at.to_text().unwrap_or_default())
                     .unwrap_or_default()
             );
-            let id = self
-                .commit(vec![Command::StartTask { task }])
-                .await?
-                .into_iter()
-                .flatten()
-                .next()
-                .ok_or_else(|| RpcError::internal("the split was not recorded"))?;
+            let id = self.start_task(task).await?;
             info!(task = id, "split of {what} requested");
             id
         };

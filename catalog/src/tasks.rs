@@ -303,6 +303,16 @@ impl Catalog {
         }
     }
 
+    /// Records a task asked for through an admin function; returns its id.
+    pub(crate) async fn start_task(&self, task: TaskInfo) -> Result<TaskId, RpcError> {
+        self.commit(vec![Command::StartTask { task }])
+            .await?
+            .into_iter()
+            .flatten()
+            .next()
+            .ok_or_else(|| RpcError::internal("the task was not recorded"))
+    }
+
     /// Saves a running task's progress (`tessera.tasks.step`).
     pub(crate) async fn step(&self, task: TaskId, step: String) {
         if let Err(e) = self.commit(vec![Command::TaskStep { task, step }]).await {
@@ -509,13 +519,7 @@ impl Catalog {
                     ));
                 }
                 let task = CatalogState::new_task(TaskKind::Move, s.id, Some(to), Some(replica), now_ms());
-                let id = self
-                    .commit(vec![Command::StartTask { task }])
-                    .await?
-                    .into_iter()
-                    .flatten()
-                    .next()
-                    .ok_or_else(|| RpcError::internal("the move was not recorded"))?;
+                let id = self.start_task(task).await?;
                 info!(task = id, shard = %shard, from, to, "replica move requested");
                 Ok(Response::Admin(id as i64))
             }

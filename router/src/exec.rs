@@ -28,6 +28,20 @@ use crate::routing::{layout, Routing};
 use crate::session::Session;
 use crate::sql::{DeletePlan, InsertPlan, OutputColumn, SelectPlan, UpdatePlan};
 
+/// Runs a statement (`$run`, evaluated anew each time) until it no longer meets a split it may
+/// be planned again around (`replannable`).
+macro_rules! replanned {
+    ($session:expr, $run:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $run.await {
+                Err(e) if replannable(&e, $session, attempt) => attempt += 1,
+                other => break other.map_err(settle),
+            }
+        }
+    }};
+}
+
 pub type RowStream = Pin<Box<dyn Stream<Item = Result<Row>> + Send>>;
 
 /// What a statement produced.
@@ -400,27 +414,21 @@ impl Executor {
     }
 
     pub async fn select(self: &Arc<Self>, session: &Session, plan: SelectPlan) -> Result<Output> {
-        let mut attempt = 0;
-        loop {
-            match self.select_once(session, plan.clone()).await {
-                Err(e) if replannable(&e, session, attempt) => attempt += 1,
-                other => return other.map_err(settle),
-            }
-        }
+        replanned!(session, self.select_once(session, &plan))
     }
 
-    async fn select_once(self: &Arc<Self>, session: &Session, plan: SelectPlan) -> Result<Output> {
+    async fn select_once(self: &Arc<Self>, session: &Session, plan: &SelectPlan) -> Result<Output> {
         let columns = plan.columns.clone();
         let map = self.routing.current();
         let Some(tref) = &plan.from else {
             return Ok(Output::Rows {
                 columns,
-                rows: rows_stream(select_without_from(&plan)?),
+                rows: rows_stream(select_without_from(plan)?),
                 tag: "SELECT".into(),
             });
         };
         if crate::virtual_tables::is_virtual(tref.table) {
-            return self.select_virtual(plan).await;
+            return self.select_virtual(plan.clone()).await;
         }
         let table = map
             .tables
@@ -431,7 +439,7 @@ impl Executor {
             .into_iter()
             .cloned()
             .collect();
-        let read = plan_select(&plan, Some(&table))?;
+        let read = plan_select(plan, Some(&table))?;
         let write_shard = session.txn.write_shard.as_ref().map(|(s, _)| *s);
         let consistency = session.read_consistency();
         let mut answered = Vec::with_capacity(shards.len());
@@ -545,7 +553,7 @@ impl Executor {
             // Recorded before the write, so a failed first write is still rolled back there.
             session.txn.write_shard = Some((shard, name_of(shard)));
             let outcome = self
-                .write_one(table, planned(map, shard)?, scope, fragment, false)
+                .write_one(table, planned(map, shard)?, scope, &fragment, false)
                 .await?;
             session.txn.writes += 1;
             if let Some(row) = outcome.moved.first() {
@@ -565,7 +573,7 @@ impl Executor {
                 .next()
                 .ok_or_else(|| Error::Internal("no target".into()))?;
             return self
-                .write_one(table, planned(map, shard)?, TxnScope::Single, fragment, true)
+                .write_one(table, planned(map, shard)?, TxnScope::Single, &fragment, true)
                 .await;
         }
         // Several shards: write each inside a transaction, commit all only if all succeeded.
@@ -575,7 +583,7 @@ impl Executor {
             let mut total = WriteOutcome::default();
             let writes = targets.into_iter().map(|(shard, fragment)| async move {
                 let written = match planned(map, shard) {
-                    Ok(p) => self.write_one(table, p, TxnScope::Begin(txn), fragment, false).await,
+                    Ok(p) => self.write_one(table, p, TxnScope::Begin(txn), &fragment, false).await,
                     Err(e) => Err(e),
                 };
                 (shard, written)
@@ -609,7 +617,7 @@ impl Executor {
                     on_conflict: None,
                     returning: Vec::new(),
                 };
-                self.write_one(table, planned(map, shard)?, scope, fragment, false)
+                self.write_one(table, planned(map, shard)?, scope, &fragment, false)
                     .await?;
             }
             Ok::<_, Error>(total)
@@ -661,7 +669,7 @@ impl Executor {
         table: &Table,
         planned: &Shard,
         scope: TxnScope,
-        fragment: WriteFragment,
+        fragment: &WriteFragment,
         retry: bool,
     ) -> Result<WriteOutcome> {
         let layout = layout(table, planned);
@@ -691,18 +699,21 @@ impl Executor {
             let mut again: Vec<(ShardId, Vec<Row>)> = Vec::new();
             for (shard, rows) in pending {
                 let fragment = WriteFragment::Insert {
-                    rows: rows.clone(),
+                    rows,
                     on_conflict: None,
                     returning: Vec::new(),
                 };
                 match self
-                    .write_one(table, planned(&map, shard)?, TxnScope::Single, fragment, true)
+                    .write_one(table, planned(&map, shard)?, TxnScope::Single, &fragment, true)
                     .await
                 {
                     Ok(o) => written += o.count,
                     Err(Error::MapChanged {
                         maybe_applied: false, ..
                     }) => {
+                        let WriteFragment::Insert { rows, .. } = fragment else {
+                            return Err(Error::Internal("a COPY batch is an insert".into()));
+                        };
                         let map = self.routing.current();
                         for row in rows {
                             let dest = shard_for_row(&map, table, &row).ok_or_else(|| no_partition(table, &row))?;
@@ -733,15 +744,10 @@ impl Executor {
     }
 
     pub async fn insert(&self, session: &mut Session, plan: InsertPlan) -> Result<Output> {
-        let mut attempt = 0;
-        loop {
-            match self.insert_once(session, plan.clone()).await {
-                Err(e) if replannable(&e, session, attempt) => attempt += 1,
-                other => return other.map_err(settle),
-            }
-        }
+        replanned!(session, self.insert_once(session, plan.clone()))
     }
 
+    /// Takes the plan whole: its rows move into the per-shard fragments.
     async fn insert_once(&self, session: &mut Session, plan: InsertPlan) -> Result<Output> {
         let map = self.routing.current();
         let table = self.table(&map, plan.target.table)?.clone();
@@ -780,16 +786,10 @@ impl Executor {
     }
 
     pub async fn update(&self, session: &mut Session, plan: UpdatePlan) -> Result<Output> {
-        let mut attempt = 0;
-        loop {
-            match self.update_once(session, plan.clone()).await {
-                Err(e) if replannable(&e, session, attempt) => attempt += 1,
-                other => return other.map_err(settle),
-            }
-        }
+        replanned!(session, self.update_once(session, &plan))
     }
 
-    async fn update_once(&self, session: &mut Session, plan: UpdatePlan) -> Result<Output> {
+    async fn update_once(&self, session: &mut Session, plan: &UpdatePlan) -> Result<Output> {
         let map = self.routing.current();
         let table = self.table(&map, plan.target.table)?.clone();
         let range = scan_range(&table, plan.filter.as_ref());
@@ -806,20 +806,14 @@ impl Executor {
             })
             .collect();
         let outcome = self.write(session, &map, &table, targets, plan.moves_rows).await?;
-        Ok(write_output(plan.columns, outcome, "UPDATE"))
+        Ok(write_output(plan.columns.clone(), outcome, "UPDATE"))
     }
 
     pub async fn delete(&self, session: &mut Session, plan: DeletePlan) -> Result<Output> {
-        let mut attempt = 0;
-        loop {
-            match self.delete_once(session, plan.clone()).await {
-                Err(e) if replannable(&e, session, attempt) => attempt += 1,
-                other => return other.map_err(settle),
-            }
-        }
+        replanned!(session, self.delete_once(session, &plan))
     }
 
-    async fn delete_once(&self, session: &mut Session, plan: DeletePlan) -> Result<Output> {
+    async fn delete_once(&self, session: &mut Session, plan: &DeletePlan) -> Result<Output> {
         let map = self.routing.current();
         let table = self.table(&map, plan.target.table)?.clone();
         let range = scan_range(&table, plan.filter.as_ref());
@@ -837,7 +831,7 @@ impl Executor {
             })
             .collect();
         let outcome = self.write(session, &map, &table, targets, false).await?;
-        Ok(write_output(plan.columns, outcome, "DELETE"))
+        Ok(write_output(plan.columns.clone(), outcome, "DELETE"))
     }
 
     /// Commits the session's transaction on the shard it wrote to.

@@ -41,6 +41,10 @@ pub struct CatalogConfig {
     /// The `docker` provisioner's network for node containers; by default the catalog's own.
     #[serde(default)]
     pub docker_network: Option<String>,
+    /// A file whose first line is the password of the superuser role `tessera`, created while
+    /// the catalog has no role.
+    #[serde(default)]
+    pub pwfile: Option<std::path::PathBuf>,
 }
 
 /// Most nodes `target_nodes` may ask for.

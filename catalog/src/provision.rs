@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -149,9 +148,9 @@ impl Provisioner {
 /// the nodes started that have not registered yet.
 pub struct Provisioning {
     pub provisioner: Option<Provisioner>,
-    /// Live nodes to keep; 0 keeps none. Only the leader acts on it; `tessera_add_node()` and
-    /// `tessera_remove_node` move it on the member that serves them.
-    target: AtomicU32,
+    /// `--target-nodes`: the live nodes to keep (0 keeps none) until an admin function moves
+    /// the target recorded in the catalog's state (`CatalogState::node_target`).
+    pub target_flag: u32,
     pending: Mutex<Vec<Pending>>,
 }
 
@@ -164,20 +163,9 @@ impl Provisioning {
     pub fn new(provisioner: Option<Provisioner>, target: u32) -> Provisioning {
         Provisioning {
             provisioner,
-            target: AtomicU32::new(target),
+            target_flag: target,
             pending: Mutex::new(Vec::new()),
         }
-    }
-
-    pub fn target(&self) -> u32 {
-        self.target.load(Ordering::Relaxed)
-    }
-
-    /// Moves the target by `delta` nodes, when there is one.
-    pub(crate) fn adjust_target(&self, delta: i32) {
-        let _ = self.target.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-            (t > 0).then(|| t.saturating_add_signed(delta).max(1))
-        });
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
@@ -267,17 +255,15 @@ impl Catalog {
     /// empty or have left the map, and start the nodes the target is missing.
     async fn provision_step(&self, p: &Provisioner, seen: &mut HashSet<String>) -> Result<(), String> {
         let map = self.map();
-        let alive = |addr: &str| {
-            map.nodes
-                .values()
-                .any(|n| n.addr == addr && n.state == NodeState::Alive)
-        };
+        // A started node is no longer waited for once it has registered, even if it died
+        // since: as a dead node of this provisioner it is then deleted below.
+        let registered_at = |addr: &str| map.nodes.values().any(|n| n.addr == addr);
         let (registered, expired, waiting) = {
             let mut pending = self.provisioning.pending();
             let before = pending.len();
             let mut expired = Vec::new();
             pending.retain(|s| {
-                if alive(&s.addr) {
+                if registered_at(&s.addr) {
                     return false;
                 }
                 if s.since.elapsed() > START_PATIENCE {
@@ -324,7 +310,7 @@ impl Catalog {
                 _ => {}
             }
         }
-        let target = self.provisioning.target() as usize;
+        let target = self.with_state(|st| st.node_target(self.provisioning.target_flag)) as usize;
         let live = map.nodes.values().filter(|n| n.state == NodeState::Alive).count();
         let missing = target.saturating_sub(live + waiting.len());
         if missing > 0 {

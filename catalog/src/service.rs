@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use tessera_types::auth::RolePassword;
 use tessera_types::rpc::{BoxFuture, ConnId, DdlRequest, Request, Responder, Response, RpcError, RpcPool, Service};
-use tessera_types::schema::{ClusterMap, NodeId, NodeState, Shard, ShardBounds, Table};
+use tessera_types::schema::{ClusterMap, NodeId, NodeState, Role, Shard, ShardBounds, Table};
+use tessera_types::ExecError;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -30,7 +32,12 @@ pub struct Catalog {
     seen: Mutex<HashMap<NodeId, Instant>>,
     /// Starting nodes itself, and the number of live nodes to keep (provision.rs).
     pub(crate) provisioning: Provisioning,
+    /// The password of the superuser `tessera` made while there is no role (`--pwfile`).
+    superuser_password: Option<RolePassword>,
 }
+
+/// The role `--pwfile` creates.
+pub const BOOTSTRAP_SUPERUSER: &str = "tessera";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -44,6 +51,21 @@ pub enum CatalogError {
     Raft(String),
     #[error("{0}")]
     Provisioner(String),
+    #[error("pwfile {0}")]
+    Password(String),
+}
+
+/// The password in a `--pwfile`: its first line.
+fn read_password(path: &std::path::Path) -> Result<RolePassword, CatalogError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Password(format!("{}: {e}", path.display())))?;
+    let password = text.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        return Err(CatalogError::Password(format!(
+            "{}: the first line, the superuser's password, is empty",
+            path.display()
+        )));
+    }
+    Ok(RolePassword::new(BOOTSTRAP_SUPERUSER, password))
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -95,15 +117,44 @@ impl Catalog {
             );
         }
         let provisioning = Provisioning::new(provisioner, config.target_nodes);
+        let superuser_password = match &config.pwfile {
+            None => None,
+            Some(path) => Some(read_password(path)?),
+        };
         Ok(Arc::new(Catalog {
             config,
             provisioning,
+            superuser_password,
             raft,
             shared,
             ddl: tokio::sync::Mutex::new(()),
             pool,
             seen: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// Creates the superuser `tessera` with the `--pwfile` password while no role exists (as
+    /// on the first start), so that a cluster whose routers ask for passwords can be entered.
+    pub(crate) async fn bootstrap_superuser(&self) {
+        let Some(password) = &self.superuser_password else {
+            return;
+        };
+        if !self.map().roles.is_empty() {
+            return;
+        }
+        let role = Role {
+            name: BOOTSTRAP_SUPERUSER.into(),
+            superuser: true,
+            login: true,
+            password: password.clone(),
+        };
+        match self.commit(vec![Command::CreateRoles { roles: vec![role] }]).await {
+            Ok(_) => info!(
+                role = BOOTSTRAP_SUPERUSER,
+                "superuser created with the --pwfile password"
+            ),
+            Err(e) => warn!(error = %e, "cannot create the superuser of --pwfile"),
+        }
     }
 
     pub fn map(&self) -> Arc<ClusterMap> {
@@ -402,16 +453,60 @@ impl Catalog {
                 for s in &doomed {
                     self.drop_replicas(s).await;
                 }
-                let notice = if notices.is_empty() {
-                    None
-                } else {
-                    Some(notices.join("\n"))
-                };
-                Ok(Response::DdlDone {
-                    version: self.map().version,
-                    notice,
-                })
+                Ok(self.ddl_done(notices))
             }
+            DdlRequest::CreateRoles { roles, if_not_exists } => {
+                let map = self.map();
+                let (existing, new): (Vec<Role>, Vec<Role>) =
+                    roles.into_iter().partition(|r| map.roles.contains_key(&r.name));
+                if let Some(r) = existing.first().filter(|_| !if_not_exists) {
+                    return Err(ExecError::other("42710", format!("role \"{}\" already exists", r.name)).into());
+                }
+                if !new.is_empty() {
+                    info!(roles = ?new.iter().map(|r| &r.name).collect::<Vec<_>>(), "roles created");
+                    self.commit(vec![Command::CreateRoles { roles: new }]).await?;
+                }
+                Ok(self.ddl_done(
+                    existing
+                        .iter()
+                        .map(|r| format!("role \"{}\" already exists, skipping", r.name))
+                        .collect(),
+                ))
+            }
+            DdlRequest::AlterRole { name, change } => {
+                let mut notices = Vec::new();
+                if change.rename.is_some() && self.map().roles.get(&name).is_some_and(|r| r.password.md5.is_some()) {
+                    notices.push("MD5 password cleared because of role rename".to_string());
+                }
+                self.commit(vec![Command::AlterRole { name, change }]).await?;
+                Ok(self.ddl_done(notices))
+            }
+            DdlRequest::DropRoles { names, if_exists } => {
+                let map = self.map();
+                let (known, unknown): (Vec<String>, Vec<String>) =
+                    names.into_iter().partition(|n| map.roles.contains_key(n));
+                if let Some(n) = unknown.first().filter(|_| !if_exists) {
+                    return Err(ExecError::other("42704", format!("role \"{n}\" does not exist")).into());
+                }
+                if !known.is_empty() {
+                    info!(roles = ?known, "roles dropped");
+                    self.commit(vec![Command::DropRoles { names: known }]).await?;
+                }
+                Ok(self.ddl_done(
+                    unknown
+                        .iter()
+                        .map(|n| format!("role \"{n}\" does not exist, skipping"))
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    /// The answer to a schema change, with its notices.
+    fn ddl_done(&self, notices: Vec<String>) -> Response {
+        Response::DdlDone {
+            version: self.map().version,
+            notice: (!notices.is_empty()).then(|| notices.join("\n")),
         }
     }
 

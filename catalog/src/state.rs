@@ -6,9 +6,10 @@
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
+use tessera_types::rpc::RoleChange;
 use tessera_types::schema::{
-    ClusterMap, ColumnDef, NodeId, NodeInfo, NodeState, PartitionMethod, Partitioning, ReplicaId, ReplicaInfo, Shard,
-    ShardBounds, ShardId, Table, TableId, TaskId, TaskInfo, TaskKind, TaskState,
+    ClusterMap, ColumnDef, NodeId, NodeInfo, NodeState, PartitionMethod, Partitioning, ReplicaId, ReplicaInfo, Role,
+    Shard, ShardBounds, ShardId, Table, TableId, TaskId, TaskInfo, TaskKind, TaskState,
 };
 
 /// How many finished tasks the catalog keeps for `tessera.tasks`.
@@ -32,6 +33,19 @@ pub struct CatalogState {
     /// (`tessera_rebalance`, `tessera_add_node`); cleared once they do.
     #[serde(default)]
     pub balancing: bool,
+    /// The live nodes to keep, as `tessera_add_node()` and `tessera_remove_node` last moved it,
+    /// with the `--target-nodes` it started from; absent until one of them does.
+    #[serde(default)]
+    pub node_target: Option<NodeTarget>,
+}
+
+/// The number of live nodes the catalog's provisioner keeps (`--target-nodes`, then moved by
+/// the admin functions that add and remove nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeTarget {
+    /// The `--target-nodes` of the leader that last moved the target.
+    pub from_flag: u32,
+    pub target: u32,
 }
 
 /// A change to the catalog.
@@ -78,6 +92,23 @@ pub enum Command {
     SetTableReplicas {
         table: TableId,
         replicas: u32,
+    },
+    /// Roles made by `CREATE ROLE`.
+    CreateRoles {
+        roles: Vec<Role>,
+    },
+    AlterRole {
+        name: String,
+        change: RoleChange,
+    },
+    DropRoles {
+        names: Vec<String>,
+    },
+    /// Moves the target of live nodes by `delta` (`NodeTarget`); `from_flag` is the leader's
+    /// `--target-nodes`, which restarts the count when it differs from the recorded one.
+    AdjustNodeTarget {
+        from_flag: u32,
+        delta: i32,
     },
     /// Records a task before any of its steps is taken, so that a restarted catalog resumes
     /// it with the same new replica id.
@@ -154,6 +185,15 @@ impl CatalogState {
             .collect()
     }
 
+    /// The live nodes to keep for a leader started with `--target-nodes flag`: the recorded
+    /// target, unless the flag changed since it was recorded.
+    pub fn node_target(&self, flag: u32) -> u32 {
+        match self.node_target {
+            Some(t) if t.from_flag == flag => t.target,
+            _ => flag,
+        }
+    }
+
     /// Whether a relation (table or partition) of this name exists.
     pub fn relation_exists(&self, name: &str) -> bool {
         self.map.table_by_name(name).is_some() || self.map.shard_by_name(name).is_some()
@@ -204,9 +244,53 @@ impl CatalogState {
             Command::DropShard { shard } => {
                 self.map.shards.remove(&shard);
             }
+            Command::CreateRoles { roles } => {
+                if let Some(r) = roles.iter().find(|r| self.map.roles.contains_key(&r.name)) {
+                    return Err(err("42710", format!("role \"{}\" already exists", r.name)));
+                }
+                for r in roles {
+                    self.map.roles.insert(r.name.clone(), r);
+                }
+            }
+            Command::AlterRole { name, change } => {
+                let Some(mut role) = self.map.roles.remove(&name) else {
+                    return Err(err("42704", format!("role \"{name}\" does not exist")));
+                };
+                if let Some(new) = change.rename.filter(|new| *new != name) {
+                    if self.map.roles.contains_key(&new) {
+                        self.map.roles.insert(name, role);
+                        return Err(err("42710", format!("role \"{new}\" already exists")));
+                    }
+                    // An md5 verifier hashes the name with the password.
+                    role.password.md5 = None;
+                    role.name = new;
+                }
+                role.superuser = change.superuser.unwrap_or(role.superuser);
+                role.login = change.login.unwrap_or(role.login);
+                if let Some(p) = change.password {
+                    role.password = p;
+                }
+                self.map.roles.insert(role.name.clone(), role);
+            }
+            Command::DropRoles { names } => {
+                for n in &names {
+                    self.map.roles.remove(n);
+                }
+            }
             Command::AllocateIds { kind, count } => return Ok(Some(self.allocate(kind, count))),
             Command::SetBalancing { on } => {
                 self.balancing = on;
+                return Ok(None);
+            }
+            Command::AdjustNodeTarget { from_flag, delta } => {
+                let base = self.node_target(from_flag);
+                // No target stays no target, and a kept cluster keeps at least one node.
+                let target = if base == 0 {
+                    0
+                } else {
+                    base.saturating_add_signed(delta).max(1)
+                };
+                self.node_target = Some(NodeTarget { from_flag, target });
                 return Ok(None);
             }
             Command::RemoveNode { node } => {
@@ -810,6 +894,29 @@ mod tests {
         let nodes = place_replicas(&st.map, id, replicas).unwrap();
         add_shard(st, id, &nodes);
         nodes
+    }
+
+    #[test]
+    fn the_node_target_is_recorded_and_restarts_from_a_changed_flag() {
+        let mut st = CatalogState::default();
+        assert_eq!(st.node_target(3), 3, "the flag until something moves it");
+        let adjust = |st: &mut CatalogState, from_flag, delta| {
+            st.apply(Command::AdjustNodeTarget { from_flag, delta }).unwrap();
+        };
+        adjust(&mut st, 3, 2);
+        adjust(&mut st, 3, -1);
+        assert_eq!(st.node_target(3), 4, "added two, removed one");
+        let restored: CatalogState = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
+        assert_eq!(restored.node_target(3), 4, "kept in snapshots");
+        assert_eq!(st.node_target(5), 5, "a changed --target-nodes starts the count again");
+        adjust(&mut st, 5, 1);
+        assert_eq!(st.node_target(5), 6);
+        for _ in 0..10 {
+            adjust(&mut st, 5, -1);
+        }
+        assert_eq!(st.node_target(5), 1, "a kept cluster keeps one node");
+        adjust(&mut st, 0, 1);
+        assert_eq!(st.node_target(0), 0, "no target stays no target");
     }
 
     #[test]

@@ -75,6 +75,7 @@ impl Catalog {
             if !self.leading(&mut led) {
                 continue;
             }
+            self.bootstrap_superuser().await;
             self.plan_tasks(&mut reported).await;
             for task in self.with_state(|st| st.running_tasks()) {
                 if in_flight.len() >= CONCURRENT_TASKS {
@@ -466,7 +467,11 @@ impl Catalog {
             .start(count as u32)
             .await
             .map_err(|e| refuse("58000", format!("cannot start a node: {e}")))?;
-        self.provisioning.adjust_target(count as i32);
+        self.commit(vec![Command::AdjustNodeTarget {
+            from_flag: self.provisioning.target_flag,
+            delta: count as i32,
+        }])
+        .await?;
         for addr in &addrs {
             self.wait_for_node(addr).await?;
         }
@@ -603,13 +608,18 @@ impl Catalog {
                         ));
                     }
                 }
-                self.commit(vec![Command::SetNodeState {
-                    node,
-                    state: NodeState::Draining,
-                }])
-                .await?;
                 // The node leaves for good: keeping the target would start another.
-                self.provisioning.adjust_target(-1);
+                self.commit(vec![
+                    Command::SetNodeState {
+                        node,
+                        state: NodeState::Draining,
+                    },
+                    Command::AdjustNodeTarget {
+                        from_flag: self.provisioning.target_flag,
+                        delta: -1,
+                    },
+                ])
+                .await?;
                 info!(node, replicas = held.len(), "node draining");
                 Ok(Response::Admin(held.len() as i64))
             }

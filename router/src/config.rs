@@ -25,6 +25,9 @@ pub struct RouterConfig {
     /// PEM file of the certificate's private key.
     #[serde(default)]
     pub tls_key: Option<std::path::PathBuf>,
+    /// How clients prove who they are.
+    #[serde(default)]
+    pub auth: crate::frontend::auth::AuthMethod,
 }
 
 fn default_max_connections() -> usize {

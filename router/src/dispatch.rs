@@ -98,6 +98,7 @@ impl Dispatcher {
             params,
             now,
             user: &session.user,
+            superuser: session.superuser,
             database: &session.database,
             settings: &settings,
         };

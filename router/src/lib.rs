@@ -114,6 +114,7 @@ pub async fn start(config: RouterConfig) -> Result<RouterHandle, RouterError> {
         dispatcher,
         cancels: std::sync::Mutex::new(std::collections::HashMap::new()),
         next_pid: std::sync::atomic::AtomicI32::new(std::process::id() as i32 * 1000 % 1_000_000 + 1),
+        auth: config.auth,
     });
     let server = tokio::spawn(frontend::serve(listener, shared, config.max_connections, tls, stop_rx));
     tracing::info!(%addr, "router accepting PostgreSQL clients");

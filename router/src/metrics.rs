@@ -26,7 +26,11 @@ pub fn kind(stmt: &ast::Statement) -> &'static str {
         ast::Statement::Update { .. } => "update",
         ast::Statement::Delete(_) => "delete",
         ast::Statement::Copy { .. } => "copy",
-        ast::Statement::CreateTable(_) | ast::Statement::Drop { .. } | ast::Statement::Truncate { .. } => "ddl",
+        ast::Statement::CreateTable(_)
+        | ast::Statement::Drop { .. }
+        | ast::Statement::Truncate { .. }
+        | ast::Statement::CreateRole(_)
+        | ast::Statement::AlterRole { .. } => "ddl",
         ast::Statement::StartTransaction { .. }
         | ast::Statement::Commit { .. }
         | ast::Statement::Rollback { .. }

@@ -95,6 +95,9 @@ pub const REPORTED_SETTINGS: &[&str] = &[
 pub struct Session {
     pub user: String,
     pub database: String,
+    /// Whether the session may change roles (its role is a superuser, or the router lets
+    /// anyone in).
+    pub superuser: bool,
     pub txn: Txn,
     settings: BTreeMap<String, String>,
     /// What RESET returns a setting to when the client chose it at startup.
@@ -120,6 +123,7 @@ impl Session {
         Session {
             user,
             database,
+            superuser: false,
             txn: Txn::idle(),
             settings,
             startup: BTreeMap::new(),

@@ -128,6 +128,7 @@ fn routing_decisions_match_the_golden_file() {
         params: &params,
         now: 0,
         user: "tessera",
+        superuser: true,
         database: "tessera",
         settings: &[],
     };

@@ -82,6 +82,16 @@ pub struct DevArgs {
     /// <data-dir>/tls on first use (sslmode=verify-full with sslrootcert=<data-dir>/tls/cert.pem)
     #[arg(long, env = "TESSERA_TLS", action = ArgAction::SetTrue)]
     pub tls: bool,
+
+    /// How clients prove who they are: trust (anyone, under any name), scram-sha-256 or md5
+    /// (a role's password; give --pwfile for the first role) [default: trust]
+    #[arg(long, env = "TESSERA_AUTH", value_name = "METHOD")]
+    pub auth: Option<String>,
+
+    /// File whose first line is the password of the superuser role `tessera`, created while
+    /// the cluster has no role [default: none]
+    #[arg(long, env = "TESSERA_PWFILE", value_name = "FILE")]
+    pub pwfile: Option<PathBuf>,
 }
 
 /// Flags of `tessera catalog`; the keys of its config file.
@@ -148,6 +158,11 @@ pub struct CatalogArgs {
     /// own]
     #[arg(long, env = "TESSERA_DOCKER_NETWORK", value_name = "NETWORK")]
     pub docker_network: Option<String>,
+
+    /// File whose first line is the password of the superuser role `tessera`, which the
+    /// catalog creates while it has no role (as initdb's --pwfile) [default: none]
+    #[arg(long, env = "TESSERA_PWFILE", value_name = "FILE")]
+    pub pwfile: Option<PathBuf>,
 }
 
 /// Flags of `tessera node`; the keys of its config file.
@@ -255,6 +270,12 @@ pub struct RouterArgs {
     /// PEM file of the certificate's private key (with --tls-cert)
     #[arg(long, env = "TESSERA_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+
+    /// How clients prove who they are: scram-sha-256 (a role's password), md5 (the same, for
+    /// old clients), or trust (anyone, under any name: for development only)
+    /// [default: scram-sha-256]
+    #[arg(long, env = "TESSERA_AUTH", value_name = "METHOD")]
+    pub auth: Option<String>,
 }
 
 /// Parses a non-negative whole number that also fits a TOML integer, with a message a person

@@ -680,7 +680,7 @@ mod tests {
         let e = load_err(&["dev", "--config", &unknown.arg()]);
         assert!(e.starts_with("shards: unknown key in "), "{e}");
         assert!(
-            e.ends_with("(the keys here are: listen, data_dir, nodes, replicas, http, tls)"),
+            e.ends_with("(the keys here are: listen, data_dir, nodes, replicas, http, tls, auth, pwfile)"),
             "{e}"
         );
 

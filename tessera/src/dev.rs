@@ -56,6 +56,16 @@ pub struct DevConfig {
     /// Offer TLS to clients, with a self-signed certificate made in `<data_dir>/tls`.
     #[serde(default)]
     pub tls: bool,
+    /// How clients prove who they are (the router's `auth`): by default anyone gets in.
+    #[serde(default = "default_auth")]
+    pub auth: String,
+    /// The password file of the superuser `tessera` (the catalog's `pwfile`).
+    #[serde(default)]
+    pub pwfile: Option<PathBuf>,
+}
+
+fn default_auth() -> String {
+    "trust".into()
 }
 
 fn default_http() -> String {
@@ -112,13 +122,17 @@ impl DevConfig {
     }
 
     fn catalog_config(&self) -> Result<CatalogConfig, String> {
-        sub_config([
+        let mut settings = vec![
             ("listen", INTERNAL_LISTEN.into()),
             ("data_dir", path_value(&self.data_dir.join("catalog"))),
             ("replicas", i64::from(self.replicas()).into()),
             // `tessera_add_node()` and the HTTP API's `/add` start `tessera node` processes.
             ("provisioner", "process".into()),
-        ])
+        ];
+        if let Some(pwfile) = &self.pwfile {
+            settings.push(("pwfile", path_value(pwfile)));
+        }
+        sub_config(settings)
     }
 
     fn node_config(&self, i: u32, catalog: &str) -> Result<NodeConfig, String> {
@@ -134,6 +148,7 @@ impl DevConfig {
             ("listen", self.listen.as_str().into()),
             ("catalog", Value::Array(vec![catalog.into()])),
             ("http", self.http.as_str().into()),
+            ("auth", self.auth.as_str().into()),
         ];
         if self.tls {
             let (cert, key) = self.tls_files();
@@ -368,6 +383,8 @@ mod tests {
             replicas: Some(replicas),
             http: "127.0.0.1:0".into(),
             tls: false,
+            auth: "trust".into(),
+            pwfile: None,
         }
     }
 

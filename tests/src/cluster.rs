@@ -176,6 +176,10 @@ impl Cluster {
             &metrics.router.to_string(),
         ]);
         router_args.extend(options.router_flags.iter().map(OsString::from));
+        // Tests connect under any name unless they test logins themselves.
+        if !options.router_flags.iter().any(|f| f == "--auth") {
+            router_args.extend(args(&["--auth", "trust"]));
+        }
         let router = ManagedProcess::tied_to_test("router", &bin, router_args, dir.path().join("router.log"));
 
         let paused = vec![false; options.nodes];

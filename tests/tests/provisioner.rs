@@ -12,7 +12,9 @@
 //!   `POST /add` with `n` = 1 a fifth; `tessera_remove_node` drains one, whose process is then
 //!   stopped and deleted, and none is started in its place (the target went down with it);
 //! - every acknowledged write is present exactly once and every shard's replicas agree;
-//! - the nodes end with the catalog's process when it is killed.
+//! - the nodes end with the catalog's process when it is killed;
+//! - restarted, the catalog starts its nodes again and keeps the target the admin functions
+//!   moved (four, not its flag's three), replacing a node killed after the restart.
 //!
 //! A cluster without a provisioner refuses `tessera_add_node()` with 0A000 (and the HTTP API's
 //! `/add` with 501, in http_api.rs).
@@ -319,6 +321,49 @@ async fn the_catalog_keeps_its_target_of_nodes_with_the_process_provisioner() {
     )
     .await
     .unwrap_or_else(|e| fail(&e));
+
+    // Restarted with the same `--target-nodes 3`, the catalog starts its four nodes again and
+    // keeps four: the target that tessera_add_node and tessera_remove_node moved is in its
+    // state, not in the memory of the process that served them.
+    cluster.restart_catalog(0).await;
+    // The nodes start again on new ports and register their new addresses.
+    retry_until("the four nodes' processes again", SETTLE, || async {
+        let list = nodes(&cluster).await?;
+        let running = list
+            .iter()
+            .filter(|n| !pids_with_arg("--listen", &n.address).is_empty())
+            .count();
+        if list.len() == TARGET + 1 && running == list.len() {
+            Ok(())
+        } else {
+            Err(format!("nodes: {list:?}, {running} with a process"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&format!("{e}\n{}", cluster.diagnostics())));
+    let resumed = wait_for_alive_nodes(&cluster, TARGET + 1, "the four nodes again after the catalog's restart").await;
+    let victim = resumed
+        .iter()
+        .max_by_key(|n| n.replicas)
+        .cloned()
+        .unwrap_or_else(|| fail("no node"));
+    send_signal(node_pid(&victim.address), Signal::Kill).unwrap_or_else(|e| fail(&e));
+    retry_until("the dead node's replacement after the restart", SETTLE, || async {
+        let list = nodes(&cluster).await?;
+        if list.iter().any(|n| n.id == victim.id) || list.len() != TARGET + 1 {
+            return Err(format!("nodes: {list:?}"));
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| fail(&format!("{e}\n{}", cluster.diagnostics())));
+    let kept = wait_for_alive_nodes(&cluster, TARGET + 1, "four live nodes after the restart and a kill").await;
+    let newest = resumed.iter().map(|n| n.id).max().unwrap_or(0);
+    let fresh: Vec<&Node> = kept.iter().filter(|n| !resumed.iter().any(|r| r.id == n.id)).collect();
+    assert!(
+        fresh.len() == 1 && fresh[0].id > newest,
+        "one new node, under a new id, in place of the killed one: before {resumed:?}, after {kept:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

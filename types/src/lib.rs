@@ -6,6 +6,7 @@
 //! Nothing here does I/O except `rpc::transport`.
 
 pub mod aggregate;
+pub mod auth;
 pub mod binary;
 pub mod cast;
 pub mod datatype;

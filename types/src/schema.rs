@@ -258,6 +258,20 @@ pub struct ClusterMap {
     pub nodes: BTreeMap<NodeId, NodeInfo>,
     pub tables: BTreeMap<TableId, Table>,
     pub shards: BTreeMap<ShardId, Shard>,
+    /// Roles by name (`CREATE ROLE`), with what their passwords are checked against.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Role>,
+}
+
+/// A role clients log in as.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub superuser: bool,
+    /// Whether clients may log in as this role.
+    pub login: bool,
+    #[serde(default)]
+    pub password: crate::auth::RolePassword,
 }
 
 impl ClusterMap {

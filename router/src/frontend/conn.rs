@@ -46,6 +46,7 @@ use crate::copy::load::Loader;
 use crate::dispatch::Dispatcher;
 use crate::error::{error_fields, Error};
 use crate::exec::Output;
+use crate::frontend::auth::{self, AuthMethod, Login, Step};
 use crate::frontend::encode::{binary_columns, check_formats, data_row, decode_params, fields, pg_type};
 use crate::session::{Session, TxnStatus, DEFAULT_SETTINGS, REPORTED_SETTINGS};
 use crate::sql::expr::Params;
@@ -58,6 +59,7 @@ pub struct Shared {
     /// Running sessions by (process id, secret key), for cancel requests.
     pub cancels: Mutex<HashMap<i32, (i32, watch::Sender<u64>)>>,
     pub next_pid: std::sync::atomic::AtomicI32,
+    pub auth: AuthMethod,
 }
 
 /// A prepared statement: the parsed statement, its parameter types and result columns.
@@ -82,6 +84,8 @@ pub struct Conn {
     /// since then (for `idle_in_transaction_session_timeout`).
     opened: std::time::Instant,
     last_active_ms: std::sync::atomic::AtomicU64,
+    /// The password login under way, between the startup phase's messages.
+    login: std::sync::Mutex<Option<Login>>,
 }
 
 /// How often a connection checks whether it has been idle in a transaction for too long.
@@ -189,6 +193,7 @@ impl Conn {
             copy: tokio::sync::Mutex::new(None),
             opened: std::time::Instant::now(),
             last_active_ms: std::sync::atomic::AtomicU64::new(0),
+            login: std::sync::Mutex::new(None),
         }
     }
 
@@ -394,36 +399,113 @@ impl StartupHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let PgWireFrontendMessage::Startup(ref startup) = message else {
-            return Ok(());
-        };
-        protocol_negotiation(client, startup).await?;
-        save_startup_parameters_to_metadata(client, startup);
-        if let Some(why) = &self.refuse {
-            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                "FATAL".into(),
-                "53300".into(),
-                why.clone(),
-            ))));
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                if let Some(why) = &self.refuse {
+                    return Err(auth::fatal("53300", why.clone()));
+                }
+                let user = startup_user(client)?;
+                if self.shared.auth == AuthMethod::Trust {
+                    // Anyone, under any name: a role's own flag when there is one.
+                    let superuser = self.role(&user).is_none_or(|r| r.superuser);
+                    return self.begin_session(client, user, superuser, None).await;
+                }
+                let (ask, login) = auth::challenge(self.shared.auth, self.role(&user).as_ref());
+                *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Some(login);
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client.send(PgWireBackendMessage::Authentication(ask)).await?;
+                Ok(())
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(answer) => {
+                let user = startup_user(client)?;
+                let Some(login) = self.login.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+                    return Err(auth::fatal(
+                        "08P01",
+                        "a password message arrived, but none was asked for".into(),
+                    ));
+                };
+                match auth::respond(login, &user, answer)? {
+                    Step::Continue(ask, login) => {
+                        *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Some(login);
+                        client.send(PgWireBackendMessage::Authentication(ask)).await?;
+                        Ok(())
+                    }
+                    Step::Done(last) => {
+                        // The role may have changed while the client answered.
+                        let Some(role) = self.role(&user) else {
+                            return Err(auth::fatal(
+                                "28P01",
+                                format!("password authentication failed for user \"{user}\""),
+                            ));
+                        };
+                        if !role.login {
+                            return Err(auth::fatal(
+                                "28000",
+                                format!("role \"{user}\" is not permitted to log in"),
+                            ));
+                        }
+                        self.begin_session(client, user, role.superuser, last).await
+                    }
+                }
+            }
+            _ => Ok(()),
         }
+    }
+}
+
+/// The user name of the startup packet.
+fn startup_user<C: ClientInfo>(client: &C) -> PgWireResult<String> {
+    client
+        .metadata()
+        .get(METADATA_USER)
+        .cloned()
+        .ok_or_else(|| auth::fatal("28000", "no PostgreSQL user name specified in startup packet".into()))
+}
+
+impl Conn {
+    /// The role clients log in as under this name, as the router's map has it.
+    fn role(&self, name: &str) -> Option<tessera_types::schema::Role> {
+        self.shared
+            .dispatcher
+            .executor
+            .routing
+            .current()
+            .roles
+            .get(name)
+            .cloned()
+    }
+
+    /// Lets the client in: its session, its cancel key, then (after `last`, the end of a
+    /// password exchange) AuthenticationOk, the parameters and ReadyForQuery.
+    async fn begin_session<C>(
+        &self,
+        client: &mut C,
+        user: String,
+        superuser: bool,
+        last: Option<pgwire::messages::startup::Authentication>,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let md = client.metadata();
-        let Some(user) = md.get(METADATA_USER).cloned() else {
-            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                "FATAL".into(),
-                "28000".into(),
-                "no PostgreSQL user name specified in startup packet".into(),
-            ))));
-        };
         let database = md.get(METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
         {
             let mut s = self.session.lock().await;
             *s = Session::new(user, database);
+            s.superuser = superuser;
             // Settings in the startup packet (application_name, DateStyle, extra_float_digits...).
             for (name, value) in md.iter() {
                 if DEFAULT_SETTINGS.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
                     s.set_at_startup(name, value.clone());
                 }
             }
+        }
+        if let Some(last) = last {
+            client.send(PgWireBackendMessage::Authentication(last)).await?;
         }
         let pid = self.shared.next_pid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let secret: i32 = rand::random();

@@ -2,6 +2,7 @@
 //! `max_connections` with SQLSTATE 53300) and serves each with pgwire and the handlers in
 //! `conn.rs`; `encode.rs` puts values on the wire.
 
+pub mod auth;
 pub mod conn;
 pub mod encode;
 

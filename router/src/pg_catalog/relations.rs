@@ -34,6 +34,23 @@ pub struct Source<'a> {
     pub settings: &'a [(String, String)],
 }
 
+/// The roles (oid, name, superuser, may log in): the session's own first, under `ROLE_OID`
+/// (also when the router lets anyone in under a name that is no role), then the catalog's.
+fn roles<'a>(src: &Source<'a>) -> Vec<(i64, &'a str, bool, bool)> {
+    let own = src.map.roles.get(src.user);
+    let mut roles = vec![(
+        ROLE_OID,
+        src.user,
+        own.is_none_or(|r| r.superuser),
+        own.is_none_or(|r| r.login),
+    )];
+    let others = src.map.roles.values().filter(|r| r.name != src.user);
+    for (i, r) in others.enumerate() {
+        roles.push((ROLE_OID + 16_384 + i as i64, r.name.as_str(), r.superuser, r.login));
+    }
+    roles
+}
+
 /// A computed relation: its columns (name, type) and rows.
 #[derive(Debug, Clone, Default)]
 pub struct Relation {
@@ -811,19 +828,21 @@ fn pg_catalog(src: &Source, name: &str) -> Option<Relation> {
                  rolcanlogin:bool rolreplication:bool rolconnlimit:int4 rolpassword:text \
                  rolvaliduntil:timestamptz rolbypassrls:bool rolconfig:text[]",
             );
-            b.row(vec![
-                ("oid", int(ROLE_OID)),
-                ("rolname", text(src.user)),
-                ("rolsuper", boolean(true)),
-                ("rolinherit", boolean(true)),
-                ("rolcreaterole", boolean(true)),
-                ("rolcreatedb", boolean(true)),
-                ("rolcanlogin", boolean(true)),
-                ("rolreplication", boolean(true)),
-                ("rolbypassrls", boolean(true)),
-                ("rolconnlimit", int(-1)),
-                ("rolpassword", text("********")),
-            ]);
+            for (oid, name, superuser, login) in roles(src) {
+                b.row(vec![
+                    ("oid", int(oid)),
+                    ("rolname", text(name)),
+                    ("rolsuper", boolean(superuser)),
+                    ("rolinherit", boolean(true)),
+                    ("rolcreaterole", boolean(superuser)),
+                    ("rolcreatedb", boolean(superuser)),
+                    ("rolcanlogin", boolean(login)),
+                    ("rolreplication", boolean(superuser)),
+                    ("rolbypassrls", boolean(superuser)),
+                    ("rolconnlimit", int(-1)),
+                    ("rolpassword", text("********")),
+                ]);
+            }
             b.build()
         }
         "pg_user" => {
@@ -831,13 +850,15 @@ fn pg_catalog(src: &Source, name: &str) -> Option<Relation> {
                 "usename:name usesysid:oid usecreatedb:bool usesuper:bool userepl:bool usebypassrls:bool \
                  passwd:text valuntil:timestamptz useconfig:text[]",
             );
-            b.row(vec![
-                ("usename", text(src.user)),
-                ("usesysid", int(ROLE_OID)),
-                ("usecreatedb", boolean(true)),
-                ("usesuper", boolean(true)),
-                ("passwd", text("********")),
-            ]);
+            for (oid, name, superuser, _) in roles(src).into_iter().filter(|r| r.3) {
+                b.row(vec![
+                    ("usename", text(name)),
+                    ("usesysid", int(oid)),
+                    ("usecreatedb", boolean(superuser)),
+                    ("usesuper", boolean(superuser)),
+                    ("passwd", text("********")),
+                ]);
+            }
             b.build()
         }
         "pg_auth_members" => Builder::new("oid:oid roleid:oid member:oid grantor:oid admin_option:bool").build(),

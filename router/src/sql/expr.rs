@@ -45,6 +45,8 @@ pub struct Ctx<'a> {
     /// The transaction's start time (what `now()` returns), microseconds since 2000-01-01.
     pub now: i64,
     pub user: &'a str,
+    /// Whether the session's role is a superuser.
+    pub superuser: bool,
     pub database: &'a str,
     /// The session's settings (name, value), which catalog queries can read.
     pub settings: &'a [(String, String)],

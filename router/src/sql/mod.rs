@@ -15,6 +15,7 @@ pub mod ddl;
 pub mod dml;
 pub mod expr;
 pub mod names;
+pub mod role;
 pub mod select;
 pub mod statement;
 

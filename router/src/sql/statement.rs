@@ -126,6 +126,7 @@ pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
             .and_then(|fixed| Parser::parse_sql(&PostgreSqlDialect {}, &fixed).ok())
         {
             Some(s) => s,
+            None if is_create_user(sql) => return Err(create_user_unsupported()),
             None => return Err(syntax_error(e)),
         },
     };
@@ -135,6 +136,18 @@ pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
         }
     }
     Ok(statements)
+}
+
+/// Whether `sql` is PostgreSQL's `CREATE USER`, which sqlparser reads in another dialect's way.
+fn is_create_user(sql: &str) -> bool {
+    let mut words = sql.split_whitespace();
+    matches!((words.next(), words.next()), (Some(c), Some(u)) if c.eq_ignore_ascii_case("create") && u.eq_ignore_ascii_case("user"))
+}
+
+fn create_user_unsupported() -> Error {
+    Error::Unsupported(
+        "CREATE USER is not supported: write CREATE ROLE name LOGIN PASSWORD '...', which is the same".into(),
+    )
 }
 
 fn setting_value(values: &[ast::Expr]) -> Option<String> {
@@ -207,6 +220,24 @@ pub fn bind(ctx: &Ctx, stmt: &ast::Statement) -> Result<Bound> {
         S::CreateTable(ct) => Bound::Ddl {
             request: bind_create_table(ctx, ct)?,
             tag: "CREATE TABLE",
+        },
+        S::CreateUser(_) => return Err(create_user_unsupported()),
+        S::CreateRole(cr) => Bound::Ddl {
+            request: crate::sql::role::bind_create_role(ctx, cr)?,
+            tag: "CREATE ROLE",
+        },
+        S::AlterRole { name, operation } => Bound::Ddl {
+            request: crate::sql::role::bind_alter_role(ctx, name, operation)?,
+            tag: "ALTER ROLE",
+        },
+        S::Drop {
+            object_type: ast::ObjectType::Role,
+            if_exists,
+            names,
+            ..
+        } => Bound::Ddl {
+            request: crate::sql::role::bind_drop_roles(ctx, *if_exists, names)?,
+            tag: "DROP ROLE",
         },
         S::Drop {
             object_type,

@@ -112,6 +112,9 @@ async fn start(shape: &Shape, dir: &Path) -> Result<(Processes, String, String, 
             catalog,
             "--http".into(),
             http.clone(),
+            // The benchmark's clients connect under any name.
+            "--auth".into(),
+            "trust".into(),
         ],
         dir,
     )?);

@@ -172,6 +172,8 @@ fn scratch_cluster(nodes: u32, replicas: u32) -> Result<(tempfile::TempDir, DevC
         replicas: Some(replicas),
         http: "127.0.0.1:0".into(),
         tls: false,
+        auth: "trust".into(),
+        pwfile: None,
     };
     config.validate().map_err(BenchError::Setup)?;
     Ok((scratch, config))

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ExecError;
 use crate::fragment::{AggRow, ScanFragment, ShardRef, TableLayout, WriteFragment, WriteOutcome};
-use crate::schema::{ClusterMap, ColumnDef, NodeId, Partitioning, ReplicaId, ShardBounds, ShardId, TaskInfo};
+use crate::schema::{ClusterMap, ColumnDef, NodeId, Partitioning, ReplicaId, Role, ShardBounds, ShardId, TaskInfo};
 use crate::value::Row;
 
 /// Version of the framed protocol; both ends refuse a peer that speaks another.
@@ -229,6 +229,28 @@ pub enum DdlRequest {
         names: Vec<String>,
         if_exists: bool,
     },
+    CreateRoles {
+        roles: Vec<Role>,
+        if_not_exists: bool,
+    },
+    AlterRole {
+        name: String,
+        change: RoleChange,
+    },
+    DropRoles {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+}
+
+/// What `ALTER ROLE` changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoleChange {
+    pub rename: Option<String>,
+    pub superuser: Option<bool>,
+    pub login: Option<bool>,
+    /// The new password's verifiers (none of either removes the password).
+    pub password: Option<crate::auth::RolePassword>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

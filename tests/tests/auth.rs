@@ -1,0 +1,262 @@
+//! Logins with passwords: roles made with `CREATE ROLE ... PASSWORD`, kept by the catalog and
+//! checked by routers started with `--auth scram-sha-256` and `--auth md5`, from
+//! tokio-postgres and from psql (libpq). The catalog's `--pwfile` makes the first superuser.
+//!
+//! The test checks that
+//!
+//! - the superuser `tessera` of `--pwfile` logs in with its password, over SCRAM and md5, and
+//!   a wrong password or an unknown role is refused with 28P01, a role without LOGIN with 28000;
+//! - a role made by the superuser logs in, reads and writes; it may change its own password
+//!   (the old one then fails) but not make roles (42501);
+//! - CREATE ROLE of an existing role is refused with 42710, options there are not (CREATEDB)
+//!   and CREATE USER with 0A000, DROP ROLE of a missing one with
+//!   42704 (IF EXISTS: a notice), and a dropped role can no longer log in;
+//! - pg_roles lists the roles, and the roles survive a restart of the catalog.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tessera_tests::binaries::tessera_bin;
+use tessera_tests::net::{free_local_addr, wait_for_tcp};
+use tessera_tests::process::ManagedProcess;
+use tessera_tests::psql::psql_conninfo;
+use tessera_tests::{describe_error, retry_until, sqlstate, Cluster, ClusterOptions};
+use tokio_postgres::{Client, NoTls};
+
+const SUPERUSER_PASSWORD: &str = "first secret";
+
+fn fail(message: &str) -> ! {
+    panic!("{message}")
+}
+
+/// Connects as `user` with `password`; the error's SQLSTATE (or its description) if refused.
+async fn login(addr: SocketAddr, user: &str, password: &str) -> Result<Client, String> {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host(addr.ip().to_string())
+        .port(addr.port())
+        .user(user)
+        .password(password)
+        .dbname("tessera")
+        .connect_timeout(Duration::from_secs(10))
+        .connect(NoTls)
+        .await
+        .map_err(|e| sqlstate(&e).map(String::from).unwrap_or_else(|| describe_error(&e)))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// The SQLSTATE of a refused statement.
+async fn refused(client: &Client, sql: &str) -> String {
+    match client.simple_query(sql).await {
+        Ok(_) => fail(&format!("{sql} was accepted")),
+        Err(e) => sqlstate(&e).map(String::from).unwrap_or_else(|| describe_error(&e)),
+    }
+}
+
+/// A router of the test's cluster checking passwords with `method`.
+fn password_router(cluster: &Cluster, method: &str) -> (ManagedProcess, SocketAddr) {
+    let addr = free_local_addr();
+    let args = [
+        "router",
+        "--listen",
+        &addr.to_string(),
+        "--catalog",
+        &cluster.catalog_addr().to_string(),
+        "--auth",
+        method,
+    ];
+    let process = ManagedProcess::tied_to_test(
+        format!("router ({method})"),
+        tessera_bin(),
+        args.iter().map(Into::into).collect(),
+        cluster.dir().join(format!("router-{method}.log")),
+    );
+    (process, addr)
+}
+
+async fn start(process: &mut ManagedProcess, addr: SocketAddr) {
+    process.start().unwrap_or_else(|e| fail(&e));
+    wait_for_tcp(addr, Duration::from_secs(30), || process.check_alive())
+        .await
+        .unwrap_or_else(|e| fail(&e));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
+    let pwfile_dir = tempfile::tempdir().unwrap_or_else(|e| fail(&e.to_string()));
+    let pwfile = pwfile_dir.path().join("pwfile");
+    std::fs::write(&pwfile, format!("{SUPERUSER_PASSWORD}\n")).unwrap_or_else(|e| fail(&e.to_string()));
+    let mut options = ClusterOptions::new(1);
+    options.catalog_flags = vec!["--pwfile".into(), pwfile.to_string_lossy().into_owned()];
+    let mut cluster = Cluster::start_with(options).await;
+    let (mut scram, scram_addr) = password_router(&cluster, "scram-sha-256");
+    let (mut md5, md5_addr) = password_router(&cluster, "md5");
+    start(&mut scram, scram_addr).await;
+    start(&mut md5, md5_addr).await;
+
+    // The superuser of --pwfile, once the routers have the catalog's roles.
+    let admin = retry_until("the superuser's login", Duration::from_secs(30), || {
+        login(scram_addr, "tessera", SUPERUSER_PASSWORD)
+    })
+    .await
+    .unwrap_or_else(|e| fail(&e));
+    let who = admin
+        .query_one(
+            "SELECT current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    assert_eq!(
+        (who.get::<_, String>(0), who.get::<_, bool>(1)),
+        ("tessera".into(), true)
+    );
+    login(md5_addr, "tessera", SUPERUSER_PASSWORD)
+        .await
+        .unwrap_or_else(|e| fail(&format!("md5 login: {e}")));
+    for (addr, method) in [(scram_addr, "scram"), (md5_addr, "md5")] {
+        assert_eq!(
+            login(addr, "tessera", "wrong").await.err().as_deref(),
+            Some("28P01"),
+            "{method}"
+        );
+        assert_eq!(
+            login(addr, "nobody", "wrong").await.err().as_deref(),
+            Some("28P01"),
+            "{method}"
+        );
+    }
+
+    // Roles made by the superuser.
+    admin
+        .batch_execute(
+            "CREATE ROLE alice LOGIN PASSWORD 'alice-1';
+             CREATE ROLE bob PASSWORD 'bob-1';
+             CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)",
+        )
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    assert_eq!(refused(&admin, "CREATE ROLE alice").await, "42710");
+    assert_eq!(refused(&admin, "DROP ROLE nobody").await, "42704");
+    assert_eq!(refused(&admin, "CREATE USER carol WITH PASSWORD 'c'").await, "0A000");
+    assert_eq!(refused(&admin, "CREATE ROLE carol CREATEDB").await, "0A000");
+    admin
+        .batch_execute("DROP ROLE IF EXISTS nobody")
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    assert_eq!(
+        login(scram_addr, "bob", "bob-1").await.err().as_deref(),
+        Some("28000"),
+        "no LOGIN"
+    );
+
+    let alice = login(scram_addr, "alice", "alice-1")
+        .await
+        .unwrap_or_else(|e| fail(&format!("alice over SCRAM: {e}")));
+    alice
+        .execute("INSERT INTO notes VALUES ($1, $2)", &[&1i32, &"from alice"])
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    let body: String = alice
+        .query_one("SELECT body FROM notes WHERE id = $1", &[&1i32])
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)))
+        .get(0);
+    assert_eq!(body, "from alice");
+    assert_eq!(refused(&alice, "CREATE ROLE mallory LOGIN").await, "42501");
+    assert_eq!(refused(&alice, "ALTER ROLE alice SUPERUSER").await, "42501");
+    assert_eq!(refused(&alice, "DROP ROLE bob").await, "42501");
+    login(md5_addr, "alice", "alice-1")
+        .await
+        .unwrap_or_else(|e| fail(&format!("alice over md5: {e}")));
+
+    // psql (libpq) over SCRAM.
+    let out = psql_conninfo(
+        &format!("host=127.0.0.1 port={} user=alice password=alice-1", scram_addr.port()),
+        "SELECT count(*) FROM notes",
+    )
+    .await;
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains('1'),
+        "psql as alice: {out:?}"
+    );
+
+    // A role changes its own password.
+    alice
+        .batch_execute("ALTER ROLE alice PASSWORD 'alice-2'")
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    retry_until("the new password", Duration::from_secs(10), || async {
+        match (
+            login(scram_addr, "alice", "alice-1").await.err(),
+            login(scram_addr, "alice", "alice-2").await,
+        ) {
+            (Some(code), Ok(_)) if code == "28P01" => Ok(()),
+            (old, new) => Err(format!("old password: {old:?}, new: {:?}", new.err())),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&e));
+
+    let roles: Vec<(String, bool, bool)> = admin
+        .query(
+            "SELECT rolname, rolsuper, rolcanlogin FROM pg_roles ORDER BY rolname",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)))
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("alice".into(), false, true),
+            ("bob".into(), false, false),
+            ("tessera".into(), true, true)
+        ]
+    );
+
+    let du = psql_conninfo(
+        &format!(
+            "host=127.0.0.1 port={} user=tessera password='{SUPERUSER_PASSWORD}'",
+            scram_addr.port()
+        ),
+        "\\du",
+    )
+    .await;
+    let listed = String::from_utf8_lossy(&du.stdout);
+    assert!(
+        du.status.success()
+            && ["alice", "bob", "Cannot login", "Superuser"]
+                .iter()
+                .all(|w| listed.contains(w)),
+        "psql's \\du: {du:?}"
+    );
+
+    // Roles are the catalog's: they survive its restart; a dropped one no longer logs in.
+    cluster.kill_catalog(0);
+    cluster.restart_catalog(0).await;
+    let admin = retry_until(
+        "the superuser after the catalog's restart",
+        Duration::from_secs(30),
+        || login(scram_addr, "tessera", SUPERUSER_PASSWORD),
+    )
+    .await
+    .unwrap_or_else(|e| fail(&e));
+    retry_until("DROP ROLE alice after the restart", Duration::from_secs(30), || async {
+        admin
+            .batch_execute("DROP ROLE alice")
+            .await
+            .map_err(|e| describe_error(&e))
+    })
+    .await
+    .unwrap_or_else(|e| fail(&e));
+    assert_eq!(
+        login(scram_addr, "alice", "alice-2").await.err().as_deref(),
+        Some("28P01")
+    );
+    assert_eq!(refused(&admin, "DROP ROLE tessera").await, "55006", "dropping oneself");
+}

@@ -157,6 +157,18 @@ pub struct Provisioning {
 struct Pending {
     addr: String,
     since: Instant,
+    /// When it was started, in milliseconds since the UNIX epoch (as the map's heartbeats).
+    since_ms: u64,
+}
+
+impl Pending {
+    fn new(addr: String) -> Pending {
+        Pending {
+            addr,
+            since: Instant::now(),
+            since_ms: crate::service::now_ms(),
+        }
+    }
 }
 
 impl Provisioning {
@@ -181,10 +193,7 @@ impl Provisioning {
         for _ in 0..count {
             let addr = p.start().await?;
             info!(provisioner = p.name(), %addr, "node started");
-            self.pending().push(Pending {
-                addr: addr.clone(),
-                since: Instant::now(),
-            });
+            self.pending().push(Pending::new(addr.clone()));
             started.push(addr);
         }
         Ok(started)
@@ -223,10 +232,7 @@ impl Catalog {
                     Ok(addrs) => {
                         for addr in addrs {
                             info!(provisioner = p.name(), %addr, "node of an earlier run started again");
-                            self.provisioning.pending().push(Pending {
-                                addr,
-                                since: Instant::now(),
-                            });
+                            self.provisioning.pending().push(Pending::new(addr));
                         }
                     }
                     Err(e) => error!(provisioner = p.name(), error = %e, "cannot start the nodes of an earlier run"),
@@ -255,15 +261,20 @@ impl Catalog {
     /// empty or have left the map, and start the nodes the target is missing.
     async fn provision_step(&self, p: &Provisioner, seen: &mut HashSet<String>) -> Result<(), String> {
         let map = self.map();
-        // A started node is no longer waited for once it has registered, even if it died
-        // since: as a dead node of this provisioner it is then deleted below.
-        let registered_at = |addr: &str| map.nodes.values().any(|n| n.addr == addr);
+        // A started node is no longer waited for once it has registered at its address since
+        // it was started (not an old node that had the address), even if it died since: as a
+        // dead node of this provisioner it is then deleted below.
+        let registered = |s: &Pending| {
+            map.nodes
+                .values()
+                .any(|n| n.addr == s.addr && n.last_heartbeat_ms >= s.since_ms)
+        };
         let (registered, expired, waiting) = {
             let mut pending = self.provisioning.pending();
             let before = pending.len();
             let mut expired = Vec::new();
             pending.retain(|s| {
-                if registered_at(&s.addr) {
+                if registered(s) {
                     return false;
                 }
                 if s.since.elapsed() > START_PATIENCE {

@@ -475,7 +475,8 @@ impl Catalog {
             }
             DdlRequest::AlterRole { name, change } => {
                 let mut notices = Vec::new();
-                if change.rename.is_some() && self.map().roles.get(&name).is_some_and(|r| r.password.md5.is_some()) {
+                let renamed = change.rename.as_ref().is_some_and(|new| *new != name);
+                if renamed && self.map().roles.get(&name).is_some_and(|r| r.password.md5.is_some()) {
                     notices.push("MD5 password cleared because of role rename".to_string());
                 }
                 self.commit(vec![Command::AlterRole { name, change }]).await?;

@@ -98,7 +98,7 @@ impl Dispatcher {
             params,
             now,
             user: &session.user,
-            superuser: session.superuser,
+            superuser: session.superuser(&map),
             database: &session.database,
             settings: &settings,
         };

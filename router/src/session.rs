@@ -95,9 +95,10 @@ pub const REPORTED_SETTINGS: &[&str] = &[
 pub struct Session {
     pub user: String,
     pub database: String,
-    /// Whether the session may change roles (its role is a superuser, or the router lets
-    /// anyone in).
-    pub superuser: bool,
+    /// Whether the session logged in without a password (`--auth trust`): then a name that is
+    /// no role has every right. Otherwise the session's rights are its role's, as the current
+    /// map has them (`Session::superuser`).
+    pub trusted: bool,
     pub txn: Txn,
     settings: BTreeMap<String, String>,
     /// What RESET returns a setting to when the client chose it at startup.
@@ -115,6 +116,12 @@ pub fn reported_name(name: &str) -> &str {
 }
 
 impl Session {
+    /// Whether the session may change roles: its role is a superuser in `map` (which may have
+    /// changed since the login), or it is no role and logged in under trust.
+    pub fn superuser(&self, map: &tessera_types::schema::ClusterMap) -> bool {
+        map.roles.get(&self.user).map_or(self.trusted, |r| r.superuser)
+    }
+
     pub fn new(user: String, database: String) -> Session {
         let settings = DEFAULT_SETTINGS
             .iter()
@@ -123,7 +130,7 @@ impl Session {
         Session {
             user,
             database,
-            superuser: false,
+            trusted: false,
             txn: Txn::idle(),
             settings,
             startup: BTreeMap::new(),

@@ -11,7 +11,10 @@
 //! - CREATE ROLE of an existing role is refused with 42710, options there are not (CREATEDB)
 //!   and CREATE USER with 0A000, DROP ROLE of a missing one with
 //!   42704 (IF EXISTS: a notice), and a dropped role can no longer log in;
-//! - pg_roles lists the roles, and the roles survive a restart of the catalog.
+//! - a role with only an md5 verifier logs in over md5 but not SCRAM; a session's rights
+//!   follow its role's changes;
+//! - pg_roles and psql's `\\du` list the roles, and the roles survive a restart of the catalog;
+//! - a malformed answer to the SCRAM challenge gets 08P01, and the router goes on.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -172,6 +175,46 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
         .await
         .unwrap_or_else(|e| fail(&format!("alice over md5: {e}")));
 
+    // A role given an md5 verifier only: md5 lets it in, SCRAM cannot.
+    let md5_only = format!("md5{:x}", md5::compute("dave-1dave"));
+    admin
+        .batch_execute(&format!("CREATE ROLE dave LOGIN PASSWORD '{md5_only}'"))
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    login(md5_addr, "dave", "dave-1")
+        .await
+        .unwrap_or_else(|e| fail(&format!("dave over md5: {e}")));
+    assert_eq!(
+        login(scram_addr, "dave", "dave-1").await.err().as_deref(),
+        Some("28P01")
+    );
+
+    // Rights follow the role as it is now, also in a session opened before the change.
+    admin
+        .batch_execute("ALTER ROLE alice SUPERUSER")
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    retry_until("alice's new right", Duration::from_secs(10), || async {
+        alice
+            .batch_execute("CREATE ROLE erin")
+            .await
+            .map_err(|e| describe_error(&e))
+    })
+    .await
+    .unwrap_or_else(|e| fail(&e));
+    admin
+        .batch_execute("ALTER ROLE alice NOSUPERUSER")
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    retry_until("alice's right taken back", Duration::from_secs(10), || async {
+        match alice.batch_execute("DROP ROLE erin").await {
+            Err(e) if sqlstate(&e) == Some("42501") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&e));
+
     // psql (libpq) over SCRAM.
     let out = psql_conninfo(
         &format!("host=127.0.0.1 port={} user=alice password=alice-1", scram_addr.port()),
@@ -215,6 +258,8 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
         vec![
             ("alice".into(), false, true),
             ("bob".into(), false, false),
+            ("dave".into(), false, true),
+            ("erin".into(), false, false),
             ("tessera".into(), true, true)
         ]
     );
@@ -259,4 +304,60 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
         Some("28P01")
     );
     assert_eq!(refused(&admin, "DROP ROLE tessera").await, "55006", "dropping oneself");
+
+    // A malformed answer to the SCRAM challenge is a protocol violation, not a crash.
+    assert_eq!(malformed_sasl_answer(scram_addr).await, "08P01");
+    login(scram_addr, "tessera", SUPERUSER_PASSWORD)
+        .await
+        .unwrap_or_else(|e| fail(&format!("a login after the malformed one: {e}")));
+}
+
+/// One backend message: its type byte and body.
+async fn read_message(stream: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 5];
+    stream
+        .read_exact(&mut head)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let mut body = vec![0u8; len.saturating_sub(4)];
+    stream
+        .read_exact(&mut body)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    (head[0], body)
+}
+
+/// Starts a login as `tessera`, answers the SASL challenge with a plain password message, and
+/// returns the SQLSTATE of the error the router sends back.
+async fn malformed_sasl_answer(addr: SocketAddr) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let params = b"user\0tessera\0database\0tessera\0\0";
+    let mut startup = ((8 + params.len()) as i32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&196_608i32.to_be_bytes());
+    startup.extend_from_slice(params);
+    stream
+        .write_all(&startup)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let (kind, body) = read_message(&mut stream).await;
+    assert_eq!(
+        (kind, body.get(..4)),
+        (b'R', Some(&10i32.to_be_bytes()[..])),
+        "an AuthenticationSASL request"
+    );
+    stream
+        .write_all(&[b'p', 0, 0, 0, 7, b'p', b'w', 0])
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let (kind, body) = read_message(&mut stream).await;
+    assert_eq!(kind, b'E', "an ErrorResponse: {body:?}");
+    body.split(|b| *b == 0)
+        .find_map(|field| field.strip_prefix(b"C"))
+        .map(|code| String::from_utf8_lossy(code).into_owned())
+        .unwrap_or_else(|| fail(&format!("no SQLSTATE in {body:?}")))
 }

@@ -322,9 +322,10 @@ async fn the_catalog_keeps_its_target_of_nodes_with_the_process_provisioner() {
     .await
     .unwrap_or_else(|e| fail(&e));
 
-    // Restarted with the same `--target-nodes 3`, the catalog starts its four nodes again and
-    // keeps four: the target that tessera_add_node and tessera_remove_node moved is in its
-    // state, not in the memory of the process that served them.
+    // Restarted with the same `--target-nodes 3`, the catalog starts the four nodes of its
+    // directory again. That it keeps four shows after a kill: only the target that
+    // tessera_add_node and tessera_remove_node moved to four, kept in the catalog's state and
+    // not in the memory of the process that served them, starts a replacement.
     cluster.restart_catalog(0).await;
     // The nodes start again on new ports and register their new addresses.
     retry_until("the four nodes' processes again", SETTLE, || async {

@@ -57,8 +57,24 @@ impl RolePassword {
     }
 }
 
-/// A SCRAM-SHA-256 verifier of `password` with this salt and iteration count.
+/// HMAC-SHA-256 of `data` under `key`.
+pub fn keyed_digest(key: &[u8], data: &[u8]) -> Vec<u8> {
+    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
+        .as_ref()
+        .to_vec()
+}
+
+/// Whether two secrets are equal, in a time that does not depend on where they differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A SCRAM-SHA-256 verifier of `password` with this salt and iteration count. The password is
+/// normalized with SASLprep first, as clients do (RFC 5802), or used as it is when it cannot
+/// be, as PostgreSQL does.
 pub fn scram_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
+    let prepared = stringprep::saslprep(password).map(|p| p.into_owned());
+    let password = prepared.as_deref().unwrap_or(password);
     let mut salted = [0u8; digest::SHA256_OUTPUT_LEN];
     let rounds = std::num::NonZeroU32::new(iterations.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
     pbkdf2::derive(
@@ -130,6 +146,17 @@ mod tests {
         let key = hmac::Key::new(hmac::HMAC_SHA256, &parts.server_key);
         let signature = STANDARD.encode(hmac::sign(&key, auth_message.as_bytes()).as_ref());
         assert_eq!(signature, "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    }
+
+    #[test]
+    fn passwords_are_normalized_as_clients_normalize_them() {
+        // SASLprep maps a no-break space to a space (RFC 4013).
+        let salt = [7u8; 16];
+        assert_eq!(
+            scram_verifier("a\u{00A0}b", &salt, 4096),
+            scram_verifier("a b", &salt, 4096)
+        );
+        assert!(same_secret(b"md5ab", b"md5ab") && !same_secret(b"md5ab", b"md5ac") && !same_secret(b"a", b"ab"));
     }
 
     #[test]

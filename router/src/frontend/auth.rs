@@ -62,7 +62,7 @@ fn wrong_password(user: &str) -> PgWireError {
 /// The challenge for `user`, whose role is `role` (`None` if there is none). An unknown role or
 /// one without a password is challenged like any other, so that a client cannot tell which
 /// names exist; its login fails at the end.
-pub fn challenge(method: AuthMethod, role: Option<&Role>) -> (Authentication, Login) {
+pub fn challenge(method: AuthMethod, user: &str, role: Option<&Role>) -> (Authentication, Login) {
     let password = role.map(|r| &r.password);
     if method == AuthMethod::Md5 {
         if let Some(md5) = password.and_then(|p| p.md5.as_deref()) {
@@ -87,9 +87,10 @@ pub fn challenge(method: AuthMethod, role: Option<&Role>) -> (Authentication, Lo
             stored_key: v.stored_key,
             server_key: v.server_key,
         },
-        // Random keys no proof matches.
+        // Keys no proof matches, and a salt that stays the same for the name, as a real
+        // role's does.
         None => ScramSecret::Verifier {
-            salt: rand::random::<[u8; 16]>().to_vec(),
+            salt: mock_salt(user),
             iterations: SCRAM_ITERATIONS as usize,
             stored_key: rand::random::<[u8; 32]>().to_vec(),
             server_key: rand::random::<[u8; 32]>().to_vec(),
@@ -101,21 +102,52 @@ pub fn challenge(method: AuthMethod, role: Option<&Role>) -> (Authentication, Lo
     )
 }
 
+/// The salt offered for a name that has no SCRAM verifier: derived from the name with a key
+/// of this process, so that asking twice does not tell such a name from a role's.
+fn mock_salt(user: &str) -> Vec<u8> {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(rand::random);
+    tessera_types::auth::keyed_digest(key, user.as_bytes())[..16].to_vec()
+}
+
+/// Whether a SASLInitialResponse's body can be decoded: a mechanism name ended by NUL, then
+/// the length of the data that follows (-1 for none). pgwire's decoder trusts both.
+fn well_formed_sasl_initial(message: &PasswordMessageFamily) -> bool {
+    let PasswordMessageFamily::Raw(body) = message else {
+        return true;
+    };
+    let Some(nul) = body.iter().position(|b| *b == 0) else {
+        return false;
+    };
+    match body.get(nul + 1..nul + 5) {
+        Some(&[a, b, c, d]) => {
+            let len = i32::from_be_bytes([a, b, c, d]);
+            len == -1 || usize::try_from(len).is_ok_and(|n| n <= body.len() - nul - 5)
+        }
+        _ => false,
+    }
+}
+
 /// Checks the client's answer to the last challenge.
 pub fn respond(login: Login, user: &str, message: PasswordMessageFamily) -> PgWireResult<Step> {
     match login {
         Login::Md5 { expected } => {
             let answer = message.into_password()?;
             match expected {
-                Some(e) if e == answer.password => Ok(Step::Done(None)),
+                Some(e) if tessera_types::auth::same_secret(e.as_bytes(), answer.password.as_bytes()) => {
+                    Ok(Step::Done(None))
+                }
                 _ => Err(wrong_password(user)),
             }
         }
         Login::ScramFirst { secret, genuine } => {
+            if !well_formed_sasl_initial(&message) {
+                return Err(fatal("08P01", "malformed SASL initial response".into()));
+            }
             let initial = message.into_sasl_initial_response()?;
             if initial.auth_method != SCRAM_SHA_256 {
                 return Err(fatal(
-                    "28000",
+                    "08P01",
                     format!(
                         "client selected an invalid SASL authentication mechanism \"{}\" (this server offers {SCRAM_SHA_256})",
                         initial.auth_method

@@ -408,11 +408,13 @@ impl StartupHandler for Conn {
                 }
                 let user = startup_user(client)?;
                 if self.shared.auth == AuthMethod::Trust {
-                    // Anyone, under any name: a role's own flag when there is one.
-                    let superuser = self.role(&user).is_none_or(|r| r.superuser);
-                    return self.begin_session(client, user, superuser, None).await;
+                    // Anyone, under any name, without a password; a role still needs LOGIN.
+                    if self.role(&user).is_some_and(|r| !r.login) {
+                        return Err(not_permitted(&user));
+                    }
+                    return self.begin_session(client, user, true, None).await;
                 }
-                let (ask, login) = auth::challenge(self.shared.auth, self.role(&user).as_ref());
+                let (ask, login) = auth::challenge(self.shared.auth, &user, self.role(&user).as_ref());
                 *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Some(login);
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
                 client.send(PgWireBackendMessage::Authentication(ask)).await?;
@@ -441,18 +443,24 @@ impl StartupHandler for Conn {
                             ));
                         };
                         if !role.login {
-                            return Err(auth::fatal(
-                                "28000",
-                                format!("role \"{user}\" is not permitted to log in"),
-                            ));
+                            return Err(not_permitted(&user));
                         }
-                        self.begin_session(client, user, role.superuser, last).await
+                        self.begin_session(client, user, false, last).await
                     }
                 }
             }
+            // Anything else before the login is done: the client does not follow the protocol.
+            _ if self.login.lock().unwrap_or_else(|p| p.into_inner()).is_some() => Err(auth::fatal(
+                "08P01",
+                "expected a password message during authentication".into(),
+            )),
             _ => Ok(()),
         }
     }
+}
+
+fn not_permitted(user: &str) -> PgWireError {
+    auth::fatal("28000", format!("role \"{user}\" is not permitted to log in"))
 }
 
 /// The user name of the startup packet.
@@ -477,13 +485,14 @@ impl Conn {
             .cloned()
     }
 
-    /// Lets the client in: its session, its cancel key, then (after `last`, the end of a
-    /// password exchange) AuthenticationOk, the parameters and ReadyForQuery.
+    /// Lets the client in (`trusted` when no password was asked): its session, its cancel key,
+    /// then (after `last`, the end of a password exchange) AuthenticationOk, the parameters and
+    /// ReadyForQuery.
     async fn begin_session<C>(
         &self,
         client: &mut C,
         user: String,
-        superuser: bool,
+        trusted: bool,
         last: Option<pgwire::messages::startup::Authentication>,
     ) -> PgWireResult<()>
     where
@@ -496,7 +505,7 @@ impl Conn {
         {
             let mut s = self.session.lock().await;
             *s = Session::new(user, database);
-            s.superuser = superuser;
+            s.trusted = trusted;
             // Settings in the startup packet (application_name, DateStyle, extra_float_digits...).
             for (name, value) in md.iter() {
                 if DEFAULT_SETTINGS.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {

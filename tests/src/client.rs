@@ -17,15 +17,29 @@ pub const DATABASE: &str = "tessera";
 /// Connects to `addr` as user `tessera` to database `dbname`, without TLS, and spawns the
 /// connection's task on the current runtime.
 pub async fn connect_to(addr: SocketAddr, dbname: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::Config::new()
+    connect_as(addr, USER, None, dbname).await
+}
+
+/// Connects to `addr` as `user` (with `password`, if any) to database `dbname`, without TLS,
+/// and spawns the connection's task on the current runtime.
+pub async fn connect_as(
+    addr: SocketAddr,
+    user: &str,
+    password: Option<&str>,
+    dbname: &str,
+) -> Result<Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
         .host(addr.ip().to_string())
         .port(addr.port())
-        .user(USER)
+        .user(user)
         .dbname(dbname)
         .application_name("tessera-tests")
-        .connect_timeout(Duration::from_secs(10))
-        .connect(NoTls)
-        .await?;
+        .connect_timeout(Duration::from_secs(10));
+    if let Some(password) = password {
+        config.password(password);
+    }
+    let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
         // The connection ends when the client is dropped or the server goes away; a query
         // on the client then fails and says so.

@@ -20,11 +20,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tessera_tests::binaries::tessera_bin;
+use tessera_tests::client::connect_as;
 use tessera_tests::net::{free_local_addr, wait_for_tcp};
 use tessera_tests::process::ManagedProcess;
 use tessera_tests::psql::psql_conninfo;
 use tessera_tests::{describe_error, retry_until, sqlstate, Cluster, ClusterOptions};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const SUPERUSER_PASSWORD: &str = "first secret";
 
@@ -34,20 +35,9 @@ fn fail(message: &str) -> ! {
 
 /// Connects as `user` with `password`; the error's SQLSTATE (or its description) if refused.
 async fn login(addr: SocketAddr, user: &str, password: &str) -> Result<Client, String> {
-    let (client, connection) = tokio_postgres::Config::new()
-        .host(addr.ip().to_string())
-        .port(addr.port())
-        .user(user)
-        .password(password)
-        .dbname("tessera")
-        .connect_timeout(Duration::from_secs(10))
-        .connect(NoTls)
+    connect_as(addr, user, Some(password), "tessera")
         .await
-        .map_err(|e| sqlstate(&e).map(String::from).unwrap_or_else(|| describe_error(&e)))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+        .map_err(|e| sqlstate(&e).map(String::from).unwrap_or_else(|| describe_error(&e)))
 }
 
 /// The SQLSTATE of a refused statement.

@@ -148,6 +148,11 @@ impl Session {
         }
     }
 
+    /// Sets a setting clients may not change (`is_superuser`), as the server reports it.
+    pub fn set_reported(&mut self, name: &str, value: &str) {
+        self.settings.insert(name.to_string(), value.to_string());
+    }
+
     /// Every setting with its current value, by name.
     pub fn settings(&self) -> Vec<(String, String)> {
         self.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect()

@@ -158,6 +158,14 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
         .unwrap_or_else(|e| fail(&describe_error(&e)))
         .get(0);
     assert_eq!(body, "from alice");
+    for (client, expected) in [(&admin, "on"), (&alice, "off")] {
+        let shown: String = client
+            .query_one("SHOW is_superuser", &[])
+            .await
+            .unwrap_or_else(|e| fail(&describe_error(&e)))
+            .get(0);
+        assert_eq!(shown, expected);
+    }
     assert_eq!(refused(&alice, "CREATE ROLE mallory LOGIN").await, "42501");
     assert_eq!(refused(&alice, "ALTER ROLE alice SUPERUSER").await, "42501");
     assert_eq!(refused(&alice, "DROP ROLE bob").await, "42501");

@@ -158,7 +158,10 @@ fn status_byte(s: &Session) -> TransactionStatus {
     }
 }
 
-struct Params15;
+struct Params15 {
+    /// Whether the session's role is a superuser (`is_superuser`).
+    superuser: bool,
+}
 
 impl ServerParameterProvider for Params15 {
     fn server_parameters<C: ClientInfo>(&self, client: &C) -> Option<HashMap<String, String>> {
@@ -168,6 +171,7 @@ impl ServerParameterProvider for Params15 {
                 p.insert(crate::session::reported_name(k).to_string(), v.to_string());
             }
         }
+        p.insert("is_superuser".into(), on_off(self.superuser).into());
         let md = client.metadata();
         p.insert(
             "application_name".into(),
@@ -459,6 +463,14 @@ impl StartupHandler for Conn {
     }
 }
 
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
+
 fn not_permitted(user: &str) -> PgWireError {
     auth::fatal("28000", format!("role \"{user}\" is not permitted to log in"))
 }
@@ -502,17 +514,20 @@ impl Conn {
     {
         let md = client.metadata();
         let database = md.get(METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
-        {
+        let superuser = {
             let mut s = self.session.lock().await;
             *s = Session::new(user, database);
             s.trusted = trusted;
+            let superuser = s.superuser(&self.shared.dispatcher.executor.routing.current());
+            s.set_reported("is_superuser", on_off(superuser));
             // Settings in the startup packet (application_name, DateStyle, extra_float_digits...).
             for (name, value) in md.iter() {
                 if DEFAULT_SETTINGS.iter().any(|(k, _)| k.eq_ignore_ascii_case(name)) {
                     s.set_at_startup(name, value.clone());
                 }
             }
-        }
+            superuser
+        };
         if let Some(last) = last {
             client.send(PgWireBackendMessage::Authentication(last)).await?;
         }
@@ -525,7 +540,7 @@ impl Conn {
             .unwrap_or_else(|p| p.into_inner())
             .insert(pid, (secret, self.cancel.clone()));
         client.set_pid_and_secret_key(pid, SecretKey::I32(secret));
-        finish_authentication(client, &Params15).await
+        finish_authentication(client, &Params15 { superuser }).await
     }
 }
 

@@ -245,7 +245,11 @@ impl CatalogState {
                 self.map.shards.remove(&shard);
             }
             Command::CreateRoles { roles } => {
-                if let Some(r) = roles.iter().find(|r| self.map.roles.contains_key(&r.name)) {
+                let mut named = std::collections::BTreeSet::new();
+                if let Some(r) = roles
+                    .iter()
+                    .find(|r| self.map.roles.contains_key(&r.name) || !named.insert(r.name.as_str()))
+                {
                     return Err(err("42710", format!("role \"{}\" already exists", r.name)));
                 }
                 for r in roles {

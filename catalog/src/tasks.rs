@@ -561,9 +561,12 @@ impl Catalog {
             AdminRequest::SplitShard { .. } => Err(RpcError::internal("a split is handled above")),
             AdminRequest::AddNode { .. } | AdminRequest::ProvisionNodes { .. } | AdminRequest::Rebalance => {
                 // Counted before balancing starts: the control loop may finish a move before
-                // this answer goes out.
+                // this answer goes out. Balanced nodes leave balancing off, so that a node
+                // added just after does not start receiving replicas before its own count.
                 let moves = self.with_state(|st| st.moves_to_balance());
-                self.commit(vec![Command::SetBalancing { on: true }]).await?;
+                if moves > 0 {
+                    self.commit(vec![Command::SetBalancing { on: true }]).await?;
+                }
                 info!(moves, "rebalancing");
                 Ok(Response::Admin(moves as i64))
             }

@@ -40,6 +40,23 @@ async fn login(addr: SocketAddr, user: &str, password: &str) -> Result<Client, S
         .map_err(|e| sqlstate(&e).map(String::from).unwrap_or_else(|| describe_error(&e)))
 }
 
+/// Runs `sql`, failing the test if it is refused.
+async fn run(client: &Client, sql: &str) {
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| fail(&format!("{sql}: {}", describe_error(&e))));
+}
+
+/// Runs `sql` until it is accepted (a change the routers have yet to see), for up to 30 s.
+async fn run_soon(client: &Client, what: &str, sql: &str) {
+    retry_until(what, Duration::from_secs(30), || async {
+        client.batch_execute(sql).await.map_err(|e| describe_error(&e))
+    })
+    .await
+    .unwrap_or_else(|e| fail(&e));
+}
+
 /// The SQLSTATE of a refused statement.
 async fn refused(client: &Client, sql: &str) -> String {
     match client.simple_query(sql).await {
@@ -123,22 +140,19 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
     }
 
     // Roles made by the superuser.
-    admin
-        .batch_execute(
-            "CREATE ROLE alice LOGIN PASSWORD 'alice-1';
-             CREATE ROLE bob PASSWORD 'bob-1';
-             CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)",
-        )
-        .await
-        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    run(
+        &admin,
+        "CREATE ROLE alice LOGIN PASSWORD 'alice-1';
+         CREATE ROLE bob PASSWORD 'bob-1';
+         CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)",
+    )
+    .await;
+    assert_eq!(refused(&admin, "CREATE ROLE zoe, zoe").await, "42710", "one name twice");
     assert_eq!(refused(&admin, "CREATE ROLE alice").await, "42710");
     assert_eq!(refused(&admin, "DROP ROLE nobody").await, "42704");
     assert_eq!(refused(&admin, "CREATE USER carol WITH PASSWORD 'c'").await, "0A000");
     assert_eq!(refused(&admin, "CREATE ROLE carol CREATEDB").await, "0A000");
-    admin
-        .batch_execute("DROP ROLE IF EXISTS nobody")
-        .await
-        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    run(&admin, "DROP ROLE IF EXISTS nobody").await;
     assert_eq!(
         login(scram_addr, "bob", "bob-1").await.err().as_deref(),
         Some("28000"),
@@ -175,10 +189,7 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
 
     // A role given an md5 verifier only: md5 lets it in, SCRAM cannot.
     let md5_only = format!("md5{:x}", md5::compute("dave-1dave"));
-    admin
-        .batch_execute(&format!("CREATE ROLE dave LOGIN PASSWORD '{md5_only}'"))
-        .await
-        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    run(&admin, &format!("CREATE ROLE dave LOGIN PASSWORD '{md5_only}'")).await;
     login(md5_addr, "dave", "dave-1")
         .await
         .unwrap_or_else(|e| fail(&format!("dave over md5: {e}")));
@@ -188,22 +199,9 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
     );
 
     // Rights follow the role as it is now, also in a session opened before the change.
-    admin
-        .batch_execute("ALTER ROLE alice SUPERUSER")
-        .await
-        .unwrap_or_else(|e| fail(&describe_error(&e)));
-    retry_until("alice's new right", Duration::from_secs(10), || async {
-        alice
-            .batch_execute("CREATE ROLE erin")
-            .await
-            .map_err(|e| describe_error(&e))
-    })
-    .await
-    .unwrap_or_else(|e| fail(&e));
-    admin
-        .batch_execute("ALTER ROLE alice NOSUPERUSER")
-        .await
-        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    run(&admin, "ALTER ROLE alice SUPERUSER").await;
+    run_soon(&alice, "alice's new right", "CREATE ROLE erin").await;
+    run(&admin, "ALTER ROLE alice NOSUPERUSER").await;
     retry_until("alice's right taken back", Duration::from_secs(10), || async {
         match alice.batch_execute("DROP ROLE erin").await {
             Err(e) if sqlstate(&e) == Some("42501") => Ok(()),
@@ -225,10 +223,7 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
     );
 
     // A role changes its own password.
-    alice
-        .batch_execute("ALTER ROLE alice PASSWORD 'alice-2'")
-        .await
-        .unwrap_or_else(|e| fail(&describe_error(&e)));
+    run(&alice, "ALTER ROLE alice PASSWORD 'alice-2'").await;
     retry_until("the new password", Duration::from_secs(10), || async {
         match (
             login(scram_addr, "alice", "alice-1").await.err(),
@@ -289,14 +284,7 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
     )
     .await
     .unwrap_or_else(|e| fail(&e));
-    retry_until("DROP ROLE alice after the restart", Duration::from_secs(30), || async {
-        admin
-            .batch_execute("DROP ROLE alice")
-            .await
-            .map_err(|e| describe_error(&e))
-    })
-    .await
-    .unwrap_or_else(|e| fail(&e));
+    run_soon(&admin, "DROP ROLE alice after the restart", "DROP ROLE alice").await;
     assert_eq!(
         login(scram_addr, "alice", "alice-2").await.err().as_deref(),
         Some("28P01")

@@ -28,6 +28,19 @@ pub struct RouterConfig {
     /// How clients prove who they are.
     #[serde(default)]
     pub auth: crate::frontend::auth::AuthMethod,
+    /// Test-only: where multi-shard commits stop, as if the router died there.
+    #[serde(default)]
+    pub test_abandon_commit: Option<AbandonCommit>,
+}
+
+/// A step after which a test router abandons a multi-shard commit (`Executor::commit_shards`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AbandonCommit {
+    /// Every shard prepared; nothing decided.
+    AfterPrepare,
+    /// The coordinator recorded the commit; the other shards were not told.
+    AfterDecide,
 }
 
 fn default_max_connections() -> usize {

@@ -153,11 +153,6 @@ impl Dispatcher {
             Bound::Update(p) => plain(self.executor.update(session, p).await?),
             Bound::Delete(p) => plain(self.executor.delete(session, p).await?),
             Bound::Truncate(plans) => {
-                if session.in_block() {
-                    return Err(Error::Unsupported(
-                        "TRUNCATE inside a transaction block is not supported yet; run it on its own, or DELETE".into(),
-                    ));
-                }
                 for p in plans {
                     self.executor.delete(session, p).await?;
                 }

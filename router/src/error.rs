@@ -50,11 +50,6 @@ pub enum Error {
     Cancelled,
     #[error("canceling statement due to statement timeout")]
     StatementTimeout,
-    /// A transaction tried to write to a second shard.
-    #[error(
-        "a transaction can write to one shard only: it wrote to \"{first}\" and this statement writes to \"{second}\""
-    )]
-    MultiShardTxn { first: String, second: String },
     /// The shard a statement was planned against was split (its bounds changed) before the
     /// statement got an answer from it; `maybe_applied` when an earlier attempt may have been
     /// applied.
@@ -171,10 +166,6 @@ pub fn error_fields(e: &Error) -> ErrorFields {
         Error::NoTxn(_) => "25P01",
         Error::NoSavepoint(_) => "3B001",
         Error::Cancelled | Error::StatementTimeout => "57014",
-        Error::MultiShardTxn { .. } => {
-            hint = Some("Multi-shard transactions are not supported yet: commit or roll back, and write to the other shard in a separate transaction.".into());
-            "0A000"
-        }
         Error::MapChanged { .. } => "40001",
         Error::Exec(x) => {
             match x {

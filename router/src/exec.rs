@@ -5,8 +5,8 @@
 //! or a merge of partial aggregates that are then finished (AVG = SUM / COUNT), filtered by
 //! HAVING, sorted and limited. Writes go to the primary of each shard they touch: directly for
 //! an autocommit statement on one shard; through a transaction on every shard otherwise, so a
-//! statement that fails on one shard leaves nothing behind on another. A transaction block
-//! writes to one shard only.
+//! statement that fails on one shard leaves nothing behind on another. A transaction that
+//! wrote to several shards commits through two-phase commit (`Executor::commit_shards`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
@@ -163,6 +163,8 @@ impl Backoff {
 
 pub struct Executor {
     pub routing: Arc<Routing>,
+    /// Test-only: the step after which multi-shard commits are left unfinished.
+    pub abandon_commit: Option<crate::config::AbandonCommit>,
 }
 
 impl Executor {
@@ -440,13 +442,13 @@ impl Executor {
             .cloned()
             .collect();
         let read = plan_select(plan, Some(&table))?;
-        let write_shard = session.txn.write_shard.as_ref().map(|(s, _)| *s);
+        let write_shards = &session.txn.write_shards;
         let consistency = session.read_consistency();
         let mut answered = Vec::with_capacity(shards.len());
         let sources: Vec<mpsc::Receiver<Result<Batch>>> = shards
             .into_iter()
             .map(|s| {
-                let txn = (write_shard == Some(s.id)).then_some(session.txn.id);
+                let txn = write_shards.contains(&s.id).then_some(session.txn.id);
                 let (first, answer) = oneshot::channel();
                 answered.push((s.name.clone(), answer));
                 self.open_scan(&table, s, read.fragment.clone(), txn, consistency, first)
@@ -501,9 +503,10 @@ impl Executor {
         })
     }
 
-    /// Writes fragments to shards, as one atomic unit per shard, and (for an autocommit
-    /// statement on several shards, or one that moves rows) all-or-nothing across shards
-    /// short of a failure between commits.
+    /// Writes fragments to shards. An autocommit statement on one shard that moves no row goes
+    /// straight to it; any other goes through a transaction on every shard it touches: the
+    /// session's inside a block, or else its own, committed at once (`commit_shards`), so that
+    /// it applies everywhere or nowhere.
     async fn write(
         &self,
         session: &mut Session,
@@ -512,60 +515,21 @@ impl Executor {
         targets: Vec<(ShardId, WriteFragment)>,
         moves_rows: bool,
     ) -> Result<WriteOutcome> {
-        let name_of = |s: ShardId| {
-            map.shards
-                .get(&s)
-                .map(|s| s.name.clone())
-                .unwrap_or_else(|| format!("#{s}"))
-        };
         if targets.is_empty() {
             return Ok(WriteOutcome::default());
         }
         if session.in_block() {
-            // A transaction writes to one shard.
-            let first = session.txn.write_shard.clone();
-            for (s, _) in &targets {
-                match &first {
-                    Some((w, wname)) if w != s => {
-                        return Err(Error::MultiShardTxn {
-                            first: wname.clone(),
-                            second: name_of(*s),
-                        })
-                    }
-                    _ => {}
-                }
+            let several = targets.len() > 1 || moves_rows;
+            let txn = session.txn.id;
+            let result = self
+                .write_in_txn(map, table, txn, &mut session.txn.write_shards, targets)
+                .await;
+            // A statement that failed on one shard may have written on another: counted, so
+            // that ROLLBACK TO SAVEPOINT refuses to keep half of it.
+            if result.is_ok() || several {
+                session.txn.writes += 1;
             }
-            if targets.len() > 1 {
-                return Err(Error::MultiShardTxn {
-                    first: name_of(targets[0].0),
-                    second: name_of(targets[1].0),
-                });
-            }
-            let (shard, fragment) = targets
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::Internal("no target".into()))?;
-            let scope = if first.is_some() {
-                TxnScope::Continue(session.txn.id)
-            } else {
-                TxnScope::Begin(session.txn.id)
-            };
-            // Recorded before the write, so a failed first write is still rolled back there.
-            session.txn.write_shard = Some((shard, name_of(shard)));
-            let outcome = self
-                .write_one(table, planned(map, shard)?, scope, &fragment, false)
-                .await?;
-            session.txn.writes += 1;
-            if let Some(row) = outcome.moved.first() {
-                let dest = shard_for_row(map, table, row)
-                    .map(|s| s.name.clone())
-                    .unwrap_or_else(|| table.name.clone());
-                return Err(Error::MultiShardTxn {
-                    first: name_of(shard),
-                    second: dest,
-                });
-            }
-            return Ok(outcome);
+            return result;
         }
         if targets.len() == 1 && !moves_rows {
             let (shard, fragment) = targets
@@ -576,92 +540,72 @@ impl Executor {
                 .write_one(table, planned(map, shard)?, TxnScope::Single, &fragment, true)
                 .await;
         }
-        // Several shards: write each inside a transaction, commit all only if all succeeded.
         let txn: TxnId = rand::random();
-        let mut touched: Vec<ShardId> = Vec::new();
-        let result = async {
-            let mut total = WriteOutcome::default();
-            let writes = targets.into_iter().map(|(shard, fragment)| async move {
-                let written = match planned(map, shard) {
-                    Ok(p) => self.write_one(table, p, TxnScope::Begin(txn), &fragment, false).await,
-                    Err(e) => Err(e),
-                };
-                (shard, written)
-            });
-            let results = futures::future::join_all(writes).await;
-            let mut moved = Vec::new();
-            for (shard, r) in results {
-                touched.push(shard);
-                let o = r?;
-                total.count += o.count;
-                total.returning.extend(o.returning);
-                moved.extend(o.moved);
-            }
-            // Rows an UPDATE moved out of their shard are inserted where they now belong.
-            let mut by_shard: HashMap<ShardId, Vec<Row>> = HashMap::new();
-            for row in moved {
-                let dest = shard_for_row(map, table, &row).ok_or_else(|| no_partition(table, &row))?;
-                by_shard.entry(dest.id).or_default().push(row);
-            }
-            for (shard, rows) in by_shard {
-                let scope = if touched.contains(&shard) {
-                    TxnScope::Continue(txn)
-                } else {
-                    TxnScope::Begin(txn)
-                };
-                if !touched.contains(&shard) {
-                    touched.push(shard);
-                }
-                let fragment = WriteFragment::Insert {
-                    rows,
-                    on_conflict: None,
-                    returning: Vec::new(),
-                };
-                self.write_one(table, planned(map, shard)?, scope, &fragment, false)
-                    .await?;
-            }
-            Ok::<_, Error>(total)
-        }
-        .await;
-        match result {
+        let mut touched = Vec::new();
+        match self.write_in_txn(map, table, txn, &mut touched, targets).await {
             Ok(total) => {
-                let commits = touched.iter().map(|s| {
-                    let rid = new_request_id();
-                    async move {
-                        self.call_shard(planned(map, *s)?, true, &|shard| Request::Commit {
-                            shard,
-                            txn,
-                            request_id: rid,
-                        })
-                        .await
-                    }
-                });
-                let results = futures::future::join_all(commits).await;
-                let failed: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-                if let Some(e) = failed.first() {
-                    let committed = results.iter().filter(|r| r.is_ok()).count();
-                    if committed > 0 {
-                        warn!(table = %table.name, committed, failed = failed.len(), error = %e, "a multi-shard write committed on some shards only");
-                        return Err(Error::Rpc(RpcError::OutcomeUnknown(format!(
-                            "the statement committed on {committed} of {} shards before an error: {e}",
-                            results.len()
-                        ))));
-                    }
-                    return Err((*e).clone());
-                }
+                self.commit_shards(txn, &touched).await?;
                 Ok(total)
             }
             Err(e) => {
-                for s in touched {
-                    if let Some(p) = self.routing.current().shards.get(&s) {
-                        let _ = self
-                            .call_shard(p, false, &|shard| Request::Rollback { shard, txn })
-                            .await;
-                    }
-                }
+                self.rollback_shards(txn, &touched).await;
                 Err(e)
             }
         }
+    }
+
+    /// Writes fragments inside transaction `txn`, opening it on each shard it has not written
+    /// to yet (recorded in `touched` before the write, so a failed first write is rolled back
+    /// there too), then inserts the rows an UPDATE moved out of their shard where they now
+    /// belong.
+    async fn write_in_txn(
+        &self,
+        map: &ClusterMap,
+        table: &Table,
+        txn: TxnId,
+        touched: &mut Vec<ShardId>,
+        targets: Vec<(ShardId, WriteFragment)>,
+    ) -> Result<WriteOutcome> {
+        let mut scope = |shard: ShardId| {
+            if touched.contains(&shard) {
+                TxnScope::Continue(txn)
+            } else {
+                touched.push(shard);
+                TxnScope::Begin(txn)
+            }
+        };
+        let writes: Vec<(ShardId, TxnScope, WriteFragment)> =
+            targets.into_iter().map(|(s, f)| (s, scope(s), f)).collect();
+        let results = futures::future::join_all(writes.iter().map(|(shard, scope, fragment)| async move {
+            match planned(map, *shard) {
+                Ok(p) => self.write_one(table, p, *scope, fragment, false).await,
+                Err(e) => Err(e),
+            }
+        }))
+        .await;
+        let mut total = WriteOutcome::default();
+        let mut moved = Vec::new();
+        for r in results {
+            let o = r?;
+            total.count += o.count;
+            total.returning.extend(o.returning);
+            moved.extend(o.moved);
+        }
+        let mut by_shard: HashMap<ShardId, Vec<Row>> = HashMap::new();
+        for row in moved {
+            let dest = shard_for_row(map, table, &row).ok_or_else(|| no_partition(table, &row))?;
+            by_shard.entry(dest.id).or_default().push(row);
+        }
+        for (shard, rows) in by_shard {
+            let fragment = WriteFragment::Insert {
+                rows,
+                on_conflict: None,
+                returning: Vec::new(),
+            };
+            self.write_one(table, planned(map, shard)?, scope(shard), &fragment, false)
+                .await?;
+        }
+        Ok(total)
     }
 
     async fn write_one(
@@ -834,39 +778,167 @@ impl Executor {
         Ok(write_output(plan.columns.clone(), outcome, "DELETE"))
     }
 
-    /// Commits the session's transaction on the shard it wrote to.
+    /// Commits the session's transaction on the shards it wrote to.
     pub async fn commit(&self, session: &Session) -> Result<()> {
-        let Some((shard, _)) = session.txn.write_shard.clone() else {
-            return Ok(());
-        };
-        let txn = session.txn.id;
-        let rid = new_request_id();
-        let map = self.routing.current();
-        // Retried under the same request id: the shard answers from memory if it committed.
-        self.call_shard(planned(&map, shard)?, true, &|s| Request::Commit {
-            shard: s,
-            txn,
-            request_id: rid,
-        })
-        .await?;
-        Ok(())
+        self.commit_shards(session.txn.id, &session.txn.write_shards).await
     }
 
-    /// Discards the session's transaction (best effort: a shard that cannot be reached drops
-    /// it anyway when the connection closes or it restarts).
-    pub async fn rollback(&self, session: &Session) {
-        if let Some((shard, _)) = session.txn.write_shard.clone() {
-            let txn = session.txn.id;
-            let Some(planned) = self.routing.current().shards.get(&shard).cloned() else {
+    /// Commits transaction `txn` on `shards`: on one shard at once; on several with two-phase
+    /// commit, so that it commits on all or on none of them:
+    ///
+    /// 1. every shard prepares the transaction's writes (`Request::Prepare`): they become
+    ///    durable and hold their rows against other writes, or the shard refuses (a row
+    ///    changed, or another prepared transaction holds it);
+    /// 2. if all prepared, the first shard, the coordinator, records the commit in its log
+    ///    (`Request::Decide`), which is the moment the transaction commits; otherwise the
+    ///    abort is recorded there;
+    /// 3. the other shards apply (or drop) their prepared writes (`Request::Finish`).
+    ///
+    /// Each step is retried under failover like any write. A router that dies in between
+    /// leaves prepared writes that their shards settle with the coordinator after a few
+    /// seconds (`Node::resolve_prepared`): committed if the coordinator recorded the commit,
+    /// dropped otherwise.
+    async fn commit_shards(&self, txn: TxnId, shards: &[ShardId]) -> Result<()> {
+        let map = self.routing.current();
+        let [coordinator, others @ ..] = shards else {
+            return Ok(());
+        };
+        if others.is_empty() {
+            let rid = new_request_id();
+            // Retried under the same request id: the shard answers from memory if it committed.
+            self.call_shard(planned(&map, *coordinator)?, true, &|s| Request::Commit {
+                shard: s,
+                txn,
+                request_id: rid,
+            })
+            .await?;
+            return Ok(());
+        }
+        let prepares = shards.iter().map(|s| {
+            let rid = new_request_id();
+            let map = &map;
+            async move {
+                self.call_shard(planned(map, *s)?, true, &|shard| Request::Prepare {
+                    shard,
+                    txn,
+                    coordinator: *coordinator,
+                    request_id: rid,
+                })
+                .await
+            }
+        });
+        let refused = futures::future::join_all(prepares)
+            .await
+            .into_iter()
+            .find_map(|r| r.err());
+        let abandoned = |step| {
+            Err(Error::Internal(format!(
+                "test switch: the multi-shard commit was abandoned {step}"
+            )))
+        };
+        if refused.is_none() && self.abandon_commit == Some(crate::config::AbandonCommit::AfterPrepare) {
+            return abandoned("after its shards prepared");
+        }
+        if let Some(e) = refused {
+            // The abort is recorded, so that a prepare still on its way is dropped when its
+            // shard settles it.
+            self.settle_shards(&map, txn, *coordinator, others, false).await;
+            return Err(e);
+        }
+        let decided = self
+            .call_shard(planned(&map, *coordinator)?, true, &|shard| Request::Decide {
+                shard,
+                txn,
+                commit: true,
+            })
+            .await;
+        match decided {
+            Ok(Response::Decided { committed: true }) => {
+                if self.abandon_commit == Some(crate::config::AbandonCommit::AfterDecide) {
+                    return abandoned("after its coordinator recorded the commit");
+                }
+                self.finish_shards(&map, txn, others, true).await;
+                Ok(())
+            }
+            Ok(Response::Decided { committed: false }) => {
+                self.finish_shards(&map, txn, others, false).await;
+                Err(Error::Exec(tessera_types::ExecError::other(
+                    "40001",
+                    "could not commit: the transaction's shards gave up waiting for its commit and aborted it; retry the transaction",
+                )))
+            }
+            Ok(other) => Err(Error::Internal(format!("unexpected reply to a decision: {other:?}"))),
+            Err(e) => Err(Error::Rpc(RpcError::OutcomeUnknown(format!(
+                "the commit of a transaction on {} shards was not confirmed by its coordinator shard ({e}); its shards settle it within seconds",
+                shards.len()
+            )))),
+        }
+    }
+
+    /// Records an abort on the coordinator and drops the prepared writes of the others.
+    async fn settle_shards(
+        &self,
+        map: &ClusterMap,
+        txn: TxnId,
+        coordinator: ShardId,
+        others: &[ShardId],
+        commit: bool,
+    ) {
+        let decide = async {
+            let Ok(p) = planned(map, coordinator) else {
                 return;
             };
             if let Err(e) = self
-                .call_shard(&planned, true, &|s| Request::Rollback { shard: s, txn })
+                .call_shard(p, true, &|shard| Request::Decide { shard, txn, commit })
                 .await
             {
-                warn!(shard, error = %e, "rollback did not reach the shard");
+                warn!(shard = coordinator, txn, error = %e, "a multi-shard abort did not reach its coordinator; its shards settle it");
             }
-        }
+        };
+        tokio::join!(decide, self.finish_shards(map, txn, others, commit));
+    }
+
+    /// Phase two of a multi-shard commit on the shards other than the coordinator. One that
+    /// cannot be reached settles the transaction itself once it can.
+    async fn finish_shards(&self, map: &ClusterMap, txn: TxnId, shards: &[ShardId], commit: bool) {
+        let finishes = shards.iter().map(|s| async move {
+            let Ok(p) = planned(map, *s) else {
+                return;
+            };
+            if let Err(e) = self
+                .call_shard(p, true, &|shard| Request::Finish { shard, txn, commit })
+                .await
+            {
+                warn!(shard = *s, txn, commit, error = %e, "a shard did not confirm phase two of a multi-shard commit; it settles it itself");
+            }
+        });
+        futures::future::join_all(finishes).await;
+    }
+
+    /// Discards the session's transaction.
+    pub async fn rollback(&self, session: &Session) {
+        self.rollback_shards(session.txn.id, &session.txn.write_shards).await;
+    }
+
+    /// Discards transaction `txn` on `shards` (best effort: a shard that cannot be reached
+    /// drops it anyway when the connection closes or it restarts).
+    async fn rollback_shards(&self, txn: TxnId, shards: &[ShardId]) {
+        let map = self.routing.current();
+        let rollbacks = shards.iter().map(|s| {
+            let map = &map;
+            async move {
+                let Some(planned) = map.shards.get(s) else {
+                    return;
+                };
+                if let Err(e) = self
+                    .call_shard(planned, true, &|shard| Request::Rollback { shard, txn })
+                    .await
+                {
+                    warn!(shard = *s, error = %e, "rollback did not reach the shard");
+                }
+            }
+        });
+        futures::future::join_all(rollbacks).await;
     }
 }
 

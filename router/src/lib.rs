@@ -86,8 +86,12 @@ pub async fn start(config: RouterConfig) -> Result<RouterHandle, RouterError> {
         tracing::warn!(error = %e, "the catalog is not reachable yet; the router keeps trying");
     }
     let follower = tokio::spawn(routing.clone().follow(stop_rx.clone()));
+    if let Some(step) = config.test_abandon_commit {
+        tracing::warn!(?step, "test switch: multi-shard commits are left unfinished");
+    }
     let executor = Arc::new(exec::Executor {
         routing: routing.clone(),
+        abandon_commit: config.test_abandon_commit,
     });
     let metrics = Arc::new(metrics::RouterMetrics::default());
     let dispatcher = dispatch::Dispatcher {

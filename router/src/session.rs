@@ -1,7 +1,7 @@
 //! A client session's state: who it is, its settings (`SET`), and its transaction: idle, in a
 //! block (explicit `BEGIN`, or the implicit one around a multi-statement query string), or
-//! failed (every statement refused until `ROLLBACK`). A transaction remembers the one shard it
-//! has written to, since a transaction may write to only one shard.
+//! failed (every statement refused until `ROLLBACK`). A transaction remembers the shards it has
+//! written to: its COMMIT commits there (through two-phase commit when there are several).
 
 use std::collections::BTreeMap;
 
@@ -23,8 +23,8 @@ pub struct Txn {
     /// True for the implicit transaction of a multi-statement query string.
     pub implicit: bool,
     pub id: TxnId,
-    /// The shard this transaction wrote to (id and name).
-    pub write_shard: Option<(ShardId, String)>,
+    /// The shards this transaction wrote to, in the order it first did.
+    pub write_shards: Vec<ShardId>,
     /// When it began (what `now()` returns), microseconds since 2000-01-01.
     pub start: i64,
     /// Write statements that succeeded in this transaction.
@@ -39,7 +39,7 @@ impl Txn {
             status: TxnStatus::Idle,
             implicit: false,
             id: 0,
-            write_shard: None,
+            write_shards: Vec::new(),
             start: 0,
             writes: 0,
             savepoints: Vec::new(),
@@ -168,7 +168,7 @@ impl Session {
             status: TxnStatus::InBlock,
             implicit,
             id: rand::random(),
-            write_shard: None,
+            write_shards: Vec::new(),
             start: now,
             writes: 0,
             savepoints: Vec::new(),

@@ -2,14 +2,15 @@
 //! follows the cluster map (for peer addresses), creates and drops replicas when the catalog
 //! asks, and reopens its replicas from its data directory after a restart.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::storage::RaftLogStorage;
 use serde::{Deserialize, Serialize};
-use tessera_types::rpc::{call_any, Request, Response, RpcError, RpcPool};
+use tessera_types::fragment::ShardRef;
+use tessera_types::rpc::{call_any, Request, Response, RpcError, RpcPool, TxnId};
 use tessera_types::schema::{NodeId, ReplicaId, ShardId};
 use tessera_wal::{GroupLog, SyncMode, Wal};
 use tokio::sync::watch;
@@ -159,6 +160,16 @@ const SILENT_PRIMARY: Duration = Duration::from_millis(250);
 /// How long a connection attempt to a primary's node may take before it counts as answered.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// How often a node looks for prepared transactions left undecided.
+const RESOLVE_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a transaction stays prepared on a primary before the primary settles it with its
+/// coordinator: far longer than a router takes from its prepares to its decision.
+const RESOLVE_AFTER: Duration = Duration::from_secs(5);
+
+/// How long a coordinator's replica is given to answer a `Decide`.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Whether nothing listens at `addr` any more: the connection is refused (not merely slow).
 async fn refuses_connections(addr: &str) -> bool {
     matches!(
@@ -239,6 +250,7 @@ impl Node {
         let peers = Arc::new(Peers {
             pool,
             addrs: RwLock::new(HashMap::new()),
+            shards: RwLock::new(HashMap::new()),
         });
         let node = Arc::new(Node {
             id,
@@ -648,6 +660,7 @@ impl Node {
             }
         };
         let primaries = self.clone().watch_primaries(stop.clone());
+        let prepared = self.clone().resolve_prepared(stop.clone());
         let watch_map = async {
             let mut version = 0;
             loop {
@@ -664,6 +677,12 @@ impl Node {
                         version = map.version;
                         let addrs = map.nodes.values().map(|n| (n.id, n.addr.clone())).collect();
                         *self.peers.addrs.write().unwrap_or_else(|p| p.into_inner()) = addrs;
+                        let shards = map
+                            .shards
+                            .values()
+                            .map(|s| (s.id, s.replicas.iter().map(|r| r.node).collect()))
+                            .collect();
+                        *self.peers.shards.write().unwrap_or_else(|p| p.into_inner()) = shards;
                     }
                     Ok(_) | Err(_) => {
                         tokio::select! {
@@ -674,7 +693,112 @@ impl Node {
                 }
             }
         };
-        tokio::join!(hb, watch_map, primaries);
+        tokio::join!(hb, watch_map, primaries, prepared);
+    }
+
+    /// Settles the multi-shard transactions whose router stopped before deciding them (it
+    /// died, or lost its connections): a primary holding a transaction prepared for longer
+    /// than `RESOLVE_AFTER` asks its coordinator shard to decide it, as an abort unless a
+    /// commit was recorded there already, then applies or drops its own prepared writes.
+    async fn resolve_prepared(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(RESOLVE_EVERY);
+        // When each prepared transaction was first seen here, by shard.
+        let mut seen: HashMap<(ShardId, TxnId), Instant> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let mut present = HashSet::new();
+            for r in self.all_replicas().into_iter().filter(|r| r.is_leader()) {
+                let prepared = match r.store.prepared() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        warn!(shard = r.shard, error = %e, "cannot read the prepared transactions");
+                        continue;
+                    }
+                };
+                for (txn, coordinator) in prepared {
+                    present.insert((r.shard, txn));
+                    if seen.entry((r.shard, txn)).or_insert_with(Instant::now).elapsed() < RESOLVE_AFTER {
+                        continue;
+                    }
+                    let settled = async {
+                        let committed = if coordinator == r.shard {
+                            r.decide(txn, false).await?
+                        } else {
+                            let committed = self.ask_coordinator(coordinator, txn).await?;
+                            r.finish(txn, committed).await?;
+                            committed
+                        };
+                        Ok::<_, RpcError>(committed)
+                    };
+                    let settled = tokio::select! {
+                        s = settled => s,
+                        _ = stop.changed() => return,
+                    };
+                    match settled {
+                        Ok(committed) => info!(
+                            shard = r.shard,
+                            txn, coordinator, committed, "settled a multi-shard transaction its router left prepared"
+                        ),
+                        Err(e) => {
+                            warn!(shard = r.shard, txn, coordinator, error = %e, "cannot settle a prepared transaction yet")
+                        }
+                    }
+                }
+            }
+            seen.retain(|k, _| present.contains(k));
+        }
+    }
+
+    /// Has the coordinator shard of a prepared transaction decide it (as an abort, unless it
+    /// recorded a commit), through whichever of its replicas is the primary.
+    async fn ask_coordinator(&self, coordinator: ShardId, txn: TxnId) -> Result<bool, RpcError> {
+        let mut last = RpcError::UnknownShard { shard: coordinator };
+        for node in self.peers.shard_nodes(coordinator) {
+            if node == self.id {
+                if let Some(local) = self.replica(coordinator) {
+                    match local.decide(txn, false).await {
+                        Ok(committed) => return Ok(committed),
+                        Err(e) => last = e,
+                    }
+                }
+                continue;
+            }
+            let Some(addr) = self.peers.addr(node) else {
+                continue;
+            };
+            let request = Request::Decide {
+                // A decision does not depend on placement: no epoch to check.
+                shard: ShardRef {
+                    shard: coordinator,
+                    epoch: u64::MAX,
+                },
+                txn,
+                commit: false,
+            };
+            let asked = async {
+                let mut replies = self.peers.pool.client(&addr).stream(request).await?;
+                while let Some(reply) = replies.next().await {
+                    match reply? {
+                        Response::Started => continue,
+                        Response::Decided { committed } => return Ok(committed),
+                        other => return Err(RpcError::Internal(format!("unexpected reply {other:?}"))),
+                    }
+                }
+                Err(RpcError::Unavailable {
+                    addr: addr.clone(),
+                    reason: "no reply".into(),
+                })
+            };
+            match tokio::time::timeout(RESOLVE_TIMEOUT, asked).await {
+                Ok(Ok(committed)) => return Ok(committed),
+                Ok(Err(e)) => last = e,
+                Err(_) => last = RpcError::Timeout(RESOLVE_TIMEOUT.as_millis() as u64),
+            }
+        }
+        Err(last)
     }
 
     /// Shortens failovers after a crash: when a shard's primary has been silent for a few

@@ -13,7 +13,7 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 use tessera_types::fragment::WriteOutcome;
-use tessera_types::rpc::{RaftKind, Request, RequestId, RpcError, RpcPool};
+use tessera_types::rpc::{RaftKind, Request, RequestId, RpcError, RpcPool, TxnId};
 use tessera_types::schema::{NodeId, ReplicaId, ShardId};
 use tessera_types::Row;
 
@@ -35,7 +35,8 @@ pub struct WriteSet {
     pub control: Option<Control>,
 }
 
-/// The state machine's part in a shard split (`tessera_split_shard`).
+/// What a write set asks of the state machine besides applying row writes: its part in a
+/// shard split (`tessera_split_shard`) and in a multi-shard commit (see `txn`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Control {
     /// On the shard being split: raise the replica's epoch to the set's, so that every write
@@ -44,6 +45,18 @@ pub enum Control {
     /// On the shard split off: remember the outcomes of the requests its source applied, so a
     /// write retried after the split is still applied at most once.
     Remember(Vec<(RequestId, WriteOutcome)>),
+    /// Phase one of a multi-shard commit: check the set's writes as a commit would, then keep
+    /// them as the prepared writes of `txn` instead of applying them. Their rows are held
+    /// until the transaction is decided: any other write set touching one is refused
+    /// (`ApplyOutcome::Locked`).
+    Prepare { txn: TxnId, coordinator: ShardId },
+    /// On the coordinator shard: record the transaction's outcome unless one is recorded
+    /// already (which then wins), and apply or drop the prepared writes it holds here. A
+    /// commit without prepared writes here records an abort. Answers `Committed` or
+    /// `Aborted`, whatever was asked.
+    Decide { txn: TxnId, commit: bool },
+    /// On another shard of a decided transaction: apply or drop its prepared writes here.
+    Finish { txn: TxnId, commit: bool },
 }
 
 /// Which part of its statement's writes a write set carries. A statement that writes more
@@ -98,6 +111,13 @@ pub enum ApplyOutcome {
     /// The set was computed at an epoch older than the replica's (a split fenced the shard in
     /// between); nothing was written or remembered.
     Stale,
+    /// A row it writes is held by a prepared multi-shard transaction (or, for a split's fence,
+    /// the shard holds one): nothing was written; it may be tried again once that is decided.
+    Locked,
+    /// A `Decide`: the transaction's recorded outcome is commit.
+    Committed,
+    /// A `Decide`: the transaction's recorded outcome is abort.
+    Aborted,
 }
 
 /// A group member as Raft records it: the node that hosts the replica. Addresses are looked up
@@ -162,15 +182,27 @@ pub struct ShardNetwork {
     pub peers: Arc<Peers>,
 }
 
-/// Where other nodes are: the RPC pool and the latest cluster map's node addresses.
+/// Where other nodes are: the RPC pool, the latest cluster map's node addresses, and the nodes
+/// that host each shard's replicas.
 pub struct Peers {
     pub pool: Arc<RpcPool>,
     pub addrs: std::sync::RwLock<std::collections::HashMap<NodeId, String>>,
+    pub shards: std::sync::RwLock<std::collections::HashMap<ShardId, Vec<NodeId>>>,
 }
 
 impl Peers {
     pub fn addr(&self, node: NodeId) -> Option<String> {
         self.addrs.read().unwrap_or_else(|p| p.into_inner()).get(&node).cloned()
+    }
+
+    /// The nodes hosting replicas of `shard`, as the latest map has them.
+    pub fn shard_nodes(&self, shard: ShardId) -> Vec<NodeId> {
+        self.shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&shard)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 

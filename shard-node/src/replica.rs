@@ -32,6 +32,13 @@ use tessera_types::scan::run_scan;
 /// How often an autocommit write is recomputed when a concurrent write changed its rows.
 const CONFLICT_RETRIES: usize = 50;
 
+/// How long a write waits for rows held by a prepared multi-shard transaction (which is
+/// decided within milliseconds unless its router died, see `Node::resolve_prepared`).
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a write waiting for held rows tries again.
+const LOCK_RETRY: Duration = Duration::from_millis(2);
+
 /// How long a read waits for this replica to catch up with the read index.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
 
@@ -533,7 +540,9 @@ impl Replica {
                     return Ok(outcome);
                 }
                 let mut barrier_done = false;
-                for attempt in 0..CONFLICT_RETRIES {
+                let mut conflicts = 0;
+                let deadline = Instant::now() + LOCK_WAIT;
+                loop {
                     let effect = self.compute(layout.clone(), fragment.clone(), None).await?;
                     if effect.writes.is_empty() {
                         // Nothing to write: the answer is a read, and must be as fresh as one.
@@ -560,14 +569,26 @@ impl Replica {
                     }
                     match self.propose(ws).await? {
                         ApplyOutcome::Conflict => {
-                            tokio::time::sleep(Duration::from_micros(200 * (attempt as u64 + 1))).await;
+                            conflicts += 1;
+                            if conflicts >= CONFLICT_RETRIES {
+                                return Err(ExecError::SerializationFailure.into());
+                            }
+                            tokio::time::sleep(Duration::from_micros(200 * conflicts as u64)).await;
+                        }
+                        ApplyOutcome::Locked => {
+                            if Instant::now() >= deadline {
+                                return Err(held_rows());
+                            }
+                            tokio::time::sleep(LOCK_RETRY).await;
                         }
                         ApplyOutcome::Duplicate => return Ok(self.remembered(request_id)?.unwrap_or_default()),
                         ApplyOutcome::Stale => return Err(self.stale(epoch)),
                         ApplyOutcome::Applied => return Ok(effect.outcome),
+                        ApplyOutcome::Committed | ApplyOutcome::Aborted => {
+                            return Err(RpcError::internal("a write set was answered as a decision"))
+                        }
                     }
                 }
-                Err(ExecError::SerializationFailure.into())
             }
             TxnScope::Begin(txn_id) | TxnScope::Continue(txn_id) => {
                 let txn = match scope {
@@ -589,10 +610,16 @@ impl Replica {
         }
     }
 
-    /// Commits a transaction's writes atomically. A retried commit that already applied
+    /// Commits a transaction's writes atomically (`prepare` is `None`), or prepares them for a
+    /// multi-shard commit (`Control::Prepare`). A retried commit that already applied
     /// succeeds; a retry of one still in progress waits for it and gets its outcome; one whose
     /// transaction is gone without having committed fails with `TxnGone`.
-    pub async fn commit(self: &Arc<Self>, txn_id: TxnId, request_id: RequestId) -> Result<(), RpcError> {
+    pub async fn commit(
+        self: &Arc<Self>,
+        txn_id: TxnId,
+        request_id: RequestId,
+        prepare: Option<Control>,
+    ) -> Result<(), RpcError> {
         self.ensure_leader()?;
         self.caught_up_as_leader().await?;
         if self.remembered(request_id)?.is_some() {
@@ -608,7 +635,7 @@ impl Replica {
         // request is dropped): it has taken the writes out of the transaction, and a retry
         // must find the outcome, not an empty transaction to "commit".
         let this = self.clone();
-        tokio::spawn(async move { this.commit_now(txn, txn_id, request_id).await })
+        tokio::spawn(async move { this.commit_now(txn, txn_id, request_id, prepare).await })
             .await
             .map_err(RpcError::internal)?
     }
@@ -618,6 +645,7 @@ impl Replica {
         txn: Arc<tokio::sync::Mutex<crate::txn::Txn>>,
         txn_id: TxnId,
         request_id: RequestId,
+        prepare: Option<Control>,
     ) -> Result<(), RpcError> {
         // Held until the commit is decided, so that a retry waits here for it.
         let mut txn = txn.lock().await;
@@ -625,36 +653,86 @@ impl Replica {
             return outcome.clone();
         }
         let overlay = std::mem::take(&mut txn.overlay);
-        let outcome = if overlay.is_empty() {
+        let outcome = if overlay.is_empty() && prepare.is_none() {
             Ok(())
         } else {
-            match self.ensure_leader() {
-                Err(e) => Err(e),
-                Ok(()) => match self
-                    .propose(write_set(request_id, txn.epoch, overlay, WriteOutcome::default()))
-                    .await
-                {
-                    Ok(ApplyOutcome::Conflict) => Err(ExecError::SerializationFailure.into()),
-                    Ok(ApplyOutcome::Stale) => Err(ExecError::other(
-                        "40001",
-                        format!(
-                            "could not commit: shard {} was split while the transaction was open; retry the transaction",
-                            self.shard
-                        ),
-                    )
-                    .into()),
-                    Ok(ApplyOutcome::Applied | ApplyOutcome::Duplicate) => Ok(()),
-                    Err(e) => Err(e),
-                },
-            }
+            let mut ws = write_set(request_id, txn.epoch, overlay, WriteOutcome::default());
+            ws.control = prepare;
+            self.propose_commit(ws).await
         };
         txn.committed = Some(outcome.clone());
         self.txns.remove(txn_id);
         outcome
     }
 
+    /// Proposes a transaction's write set, waiting for rows held by a prepared transaction
+    /// unless it is itself being prepared (two preparing transactions waiting for each other's
+    /// rows would wait forever; one is refused instead).
+    async fn propose_commit(&self, ws: WriteSet) -> Result<(), RpcError> {
+        let preparing = ws.control.is_some();
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            self.ensure_leader()?;
+            return match self.propose(ws.clone()).await? {
+                ApplyOutcome::Conflict => Err(ExecError::SerializationFailure.into()),
+                ApplyOutcome::Stale => Err(ExecError::other(
+                    "40001",
+                    format!(
+                        "could not commit: shard {} was split while the transaction was open; retry the transaction",
+                        self.shard
+                    ),
+                )
+                .into()),
+                ApplyOutcome::Locked if !preparing && Instant::now() < deadline => {
+                    tokio::time::sleep(LOCK_RETRY).await;
+                    continue;
+                }
+                ApplyOutcome::Locked => Err(held_rows()),
+                ApplyOutcome::Applied | ApplyOutcome::Duplicate => Ok(()),
+                ApplyOutcome::Committed | ApplyOutcome::Aborted => {
+                    Err(RpcError::internal("a write set was answered as a decision"))
+                }
+            };
+        }
+    }
+
     pub fn rollback(&self, txn_id: TxnId) {
         self.txns.remove(txn_id);
+    }
+
+    /// On the coordinator shard of a multi-shard transaction: records its outcome (the one
+    /// recorded first wins) and applies or drops the writes prepared here. Returns whether
+    /// the transaction committed.
+    pub async fn decide(&self, txn_id: TxnId, commit: bool) -> Result<bool, RpcError> {
+        self.txns.remove(txn_id);
+        match self.propose_resolution(Control::Decide { txn: txn_id, commit }).await? {
+            ApplyOutcome::Committed => Ok(true),
+            ApplyOutcome::Aborted => Ok(false),
+            other => Err(RpcError::internal(format!("a decision was answered with {other:?}"))),
+        }
+    }
+
+    /// On another shard of a decided multi-shard transaction: applies (`commit`) or drops the
+    /// writes prepared here, if any are left.
+    pub async fn finish(&self, txn_id: TxnId, commit: bool) -> Result<(), RpcError> {
+        self.txns.remove(txn_id);
+        self.propose_resolution(Control::Finish { txn: txn_id, commit }).await?;
+        Ok(())
+    }
+
+    async fn propose_resolution(&self, control: Control) -> Result<ApplyOutcome, RpcError> {
+        self.ensure_leader()?;
+        self.caught_up_as_leader().await?;
+        let ws = WriteSet {
+            request_id: 0,
+            epoch: self.epoch(),
+            writes: Vec::new(),
+            outcome: WriteOutcome::default(),
+            piece: Piece::Whole,
+            control: Some(control),
+        };
+        let bytes = bincode::serialized_size(&ws).unwrap_or(u64::MAX);
+        self.proposer.propose(ws, bytes).await
     }
 
     /// Proposes a split's control set (no row writes) and waits until it has applied here.
@@ -673,7 +751,13 @@ impl Replica {
         match self.proposer.propose(ws, bytes).await? {
             ApplyOutcome::Applied | ApplyOutcome::Duplicate => Ok(()),
             ApplyOutcome::Stale => Err(self.stale(epoch)),
-            ApplyOutcome::Conflict => Err(RpcError::internal("a split's control set conflicted")),
+            ApplyOutcome::Locked => Err(RpcError::internal(format!(
+                "shard {} holds a multi-shard transaction being committed; the split tries again",
+                self.shard
+            ))),
+            other => Err(RpcError::internal(format!(
+                "a split's control set was answered with {other:?}"
+            ))),
         }
     }
 
@@ -776,6 +860,9 @@ impl Replica {
                 "shard {} cannot take the copied rows: a part is missing or a row exists already",
                 self.shard
             ))),
+            other => Err(RpcError::internal(format!(
+                "a split's rows were answered with {other:?}"
+            ))),
         }
     }
 
@@ -830,12 +917,24 @@ impl Replica {
             ApplyOutcome::Stale => Err(self.stale(epoch)),
             // Nothing writes to a fenced shard at an older epoch; a conflict means a write at
             // this epoch got in, and the next attempt computes the deletes again.
-            ApplyOutcome::Conflict => Err(RpcError::internal(format!(
+            ApplyOutcome::Conflict | ApplyOutcome::Locked => Err(RpcError::internal(format!(
                 "rows of shard {} changed while a split cleaned it up; it will try again",
                 self.shard
             ))),
+            other => Err(RpcError::internal(format!(
+                "a split's cleanup was answered with {other:?}"
+            ))),
         }
     }
+}
+
+/// The error of a write that waited too long for rows a prepared transaction holds.
+fn held_rows() -> RpcError {
+    ExecError::other(
+        "40001",
+        "could not serialize access: a row is held by a multi-shard transaction being committed; retry",
+    )
+    .into()
 }
 
 fn write_set(request_id: RequestId, epoch: u64, writes: Overlay, outcome: WriteOutcome) -> WriteSet {

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use crate::exec::Batch;
 use crate::node::Node;
 use crate::raft::handle_raft_message;
+use crate::raft::Control;
 use crate::replica::Replica;
 
 /// How long a scan may run without output before it tells the router it is working.
@@ -141,7 +142,33 @@ impl NodeService {
                 Err(e) => Err(e),
             },
             Request::Commit { shard, txn, request_id } => match self.replica(shard) {
-                Ok(r) => working(&r, r.commit(txn, request_id), &mut reply)
+                Ok(r) => working(&r, r.commit(txn, request_id, None), &mut reply)
+                    .await
+                    .map(|()| Response::Ok),
+                Err(e) => Err(e),
+            },
+            Request::Prepare {
+                shard,
+                txn,
+                coordinator,
+                request_id,
+            } => match self.replica(shard) {
+                Ok(r) => {
+                    let prepare = Some(Control::Prepare { txn, coordinator });
+                    working(&r, r.commit(txn, request_id, prepare), &mut reply)
+                        .await
+                        .map(|()| Response::Ok)
+                }
+                Err(e) => Err(e),
+            },
+            Request::Decide { shard, txn, commit } => match self.replica(shard) {
+                Ok(r) => working(&r, r.decide(txn, commit), &mut reply)
+                    .await
+                    .map(|committed| Response::Decided { committed }),
+                Err(e) => Err(e),
+            },
+            Request::Finish { shard, txn, commit } => match self.replica(shard) {
+                Ok(r) => working(&r, r.finish(txn, commit), &mut reply)
                     .await
                     .map(|()| Response::Ok),
                 Err(e) => Err(e),

@@ -1,10 +1,13 @@
 //! A replica's rows, in redb, and the state machine that applies the shard's log to them.
 //!
-//! One redb file per replica holds three tables: `rows` (encoded primary key → row version and
-//! row), `meta` (the last applied log id and membership, written in the same transaction as the
-//! rows they describe, and the epoch a split fenced the replica at) and `requests` (the ids of recently applied requests with the outcome
-//! their statement reported, so a retried write is applied at most once and answered as the
-//! first time). A batch of log entries is applied in one transaction.
+//! One redb file per replica holds: `rows` (encoded primary key → row version and row), `meta`
+//! (the last applied log id and membership, written in the same transaction as the rows they
+//! describe, and the epoch a split fenced the replica at), `requests` (the ids of recently
+//! applied requests with the outcome their statement reported, so a retried write is applied
+//! at most once and answered as the first time), `staged` (leading pieces of big write sets),
+//! and for multi-shard transactions `prepared` (their prepared writes), `locks` (the rows
+//! those hold) and `decisions` (the outcomes this shard decided as a coordinator). A batch of
+//! log entries is applied in one transaction.
 //!
 //! Applying does not fsync: the log is already durable, and a crash rolls redb back to its last
 //! durable commit, from where the log is re-applied. A durable commit is made when openraft asks
@@ -17,10 +20,11 @@ use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tessera_types::fragment::WriteOutcome;
-use tessera_types::schema::ReplicaId;
+use tessera_types::rpc::TxnId;
+use tessera_types::schema::{ReplicaId, ShardId};
 use tessera_types::Row;
 
 use crate::raft::{
@@ -34,8 +38,38 @@ const REQUESTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("requests")
 /// index that staged it and the piece's key writes.
 const STAGED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staged");
 
+/// The prepared writes of multi-shard transactions (`raft::Control::Prepare`): transaction id
+/// to its coordinator shard and key writes.
+const PREPARED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("prepared");
+/// The rows prepared transactions hold: encoded key to the transaction id.
+const LOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("locks");
+/// On a coordinator shard, the outcome of each multi-shard transaction it decided: id to the
+/// log index of the decision and 1 (commit) or 0 (abort).
+const DECISIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("decisions");
+
 /// Request ids are remembered for this many log entries after they were applied.
 const REQUEST_MEMORY: u64 = 100_000;
+
+/// Decisions are remembered for this many log entries: far longer than a participant takes to
+/// ask (seconds), since one forgotten would be decided again as an abort.
+const DECISION_MEMORY: u64 = 10_000_000;
+
+/// A prepared transaction, as kept in `PREPARED`.
+#[derive(Debug, Serialize, Deserialize)]
+struct PreparedTxn {
+    coordinator: ShardId,
+    writes: Vec<KeyWrite>,
+}
+
+/// The tables a batch of log entries writes, open in its one write transaction.
+struct Tables<'t> {
+    rows: redb::Table<'t, &'static [u8], &'static [u8]>,
+    requests: redb::Table<'t, &'static [u8], &'static [u8]>,
+    staged: redb::Table<'t, &'static [u8], &'static [u8]>,
+    prepared: redb::Table<'t, &'static [u8], &'static [u8]>,
+    locks: redb::Table<'t, &'static [u8], &'static [u8]>,
+    decisions: redb::Table<'t, &'static [u8], &'static [u8]>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -89,6 +123,9 @@ impl Store {
             txn.open_table(META).map_err(|e| err(&e))?;
             txn.open_table(REQUESTS).map_err(|e| err(&e))?;
             txn.open_table(STAGED).map_err(|e| err(&e))?;
+            txn.open_table(PREPARED).map_err(|e| err(&e))?;
+            txn.open_table(LOCKS).map_err(|e| err(&e))?;
+            txn.open_table(DECISIONS).map_err(|e| err(&e))?;
         }
         txn.commit().map_err(|e| err(&e))?;
         let store = Store {
@@ -204,10 +241,15 @@ impl Store {
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut epoch = self.epoch();
         {
-            let mut rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
-            let mut requests = txn.open_table(REQUESTS).map_err(|e| self.err(e))?;
-            let mut staged = txn.open_table(STAGED).map_err(|e| self.err(e))?;
+            let mut t = Tables {
+                rows: txn.open_table(ROWS).map_err(|e| self.err(e))?,
+                requests: txn.open_table(REQUESTS).map_err(|e| self.err(e))?,
+                staged: txn.open_table(STAGED).map_err(|e| self.err(e))?,
+                prepared: txn.open_table(PREPARED).map_err(|e| self.err(e))?,
+                locks: txn.open_table(LOCKS).map_err(|e| self.err(e))?,
+                decisions: txn.open_table(DECISIONS).map_err(|e| self.err(e))?,
+            };
             let mut last_applied: Option<LogId> = None;
             let mut membership: Option<StoredMembership> = None;
             for entry in entries {
@@ -222,13 +264,14 @@ impl Store {
                     EntryPayload::Normal(batch) => batch
                         .sets
                         .iter()
-                        .map(|ws| self.apply_write_set(&mut rows, &mut requests, &mut staged, index, &mut epoch, ws))
+                        .map(|ws| self.apply_write_set(&mut t, index, &mut epoch, ws))
                         .collect::<Result<Vec<_>, _>>()?,
                 };
                 outcomes.push(outcome);
                 if index % 4096 == 0 {
-                    forget_old_requests(&mut requests, index).map_err(|e| self.err(e))?;
-                    forget_old_requests(&mut staged, index).map_err(|e| self.err(e))?;
+                    forget_old(&mut t.requests, index, REQUEST_MEMORY).map_err(|e| self.err(e))?;
+                    forget_old(&mut t.staged, index, REQUEST_MEMORY).map_err(|e| self.err(e))?;
+                    forget_old(&mut t.decisions, index, DECISION_MEMORY).map_err(|e| self.err(e))?;
                 }
             }
             let applied = bincode::serialize(&last_applied).unwrap_or_default();
@@ -249,26 +292,43 @@ impl Store {
 
     fn apply_write_set(
         &self,
-        rows: &mut redb::Table<&[u8], &[u8]>,
-        requests: &mut redb::Table<&[u8], &[u8]>,
-        staged: &mut redb::Table<&[u8], &[u8]>,
+        t: &mut Tables,
         index: u64,
         epoch: &mut u64,
         ws: &WriteSet,
     ) -> Result<ApplyOutcome, StoreError> {
+        // A decided transaction's prepared writes apply whatever the epoch: they were checked
+        // when prepared, and a split waits until none are left (below).
+        match &ws.control {
+            Some(Control::Decide { txn, commit }) => return self.decide(t, index, *txn, *commit),
+            Some(Control::Finish { txn, commit }) => {
+                if let Some(prepared) = self.take_prepared(t, *txn)? {
+                    if *commit {
+                        self.write_rows(t, index, &prepared.writes)?;
+                    }
+                }
+                return Ok(ApplyOutcome::Applied);
+            }
+            _ => {}
+        }
         let rid = ws.request_id.to_be_bytes();
-        if requests.get(rid.as_slice()).map_err(|e| self.err(e))?.is_some() {
+        if t.requests.get(rid.as_slice()).map_err(|e| self.err(e))?.is_some() {
             return Ok(ApplyOutcome::Duplicate);
         }
         if ws.epoch < *epoch {
             return Ok(ApplyOutcome::Stale);
         }
         match &ws.control {
-            None => {}
+            None | Some(Control::Prepare { .. } | Control::Decide { .. } | Control::Finish { .. }) => {}
             Some(Control::Fence) => {
+                // Prepared writes could no longer commit once rows have left: the split tries
+                // again when they are decided.
+                if !t.prepared.is_empty().map_err(|e| self.err(e))? {
+                    return Ok(ApplyOutcome::Locked);
+                }
                 *epoch = ws.epoch;
                 let record = index.to_le_bytes();
-                requests
+                t.requests
                     .insert(rid.as_slice(), record.as_slice())
                     .map_err(|e| self.err(e))?;
                 return Ok(ApplyOutcome::Applied);
@@ -278,7 +338,7 @@ impl Store {
                 for (id, outcome) in carried {
                     let mut record = index.to_le_bytes().to_vec();
                     record.extend(bincode::serialize(outcome).map_err(|e| self.err(e))?);
-                    requests
+                    t.requests
                         .insert(id.to_be_bytes().as_slice(), record.as_slice())
                         .map_err(|e| self.err(e))?;
                 }
@@ -294,7 +354,7 @@ impl Store {
             Piece::Staged(n) => {
                 let mut record = index.to_le_bytes().to_vec();
                 record.extend(bincode::serialize(&ws.writes).map_err(|e| self.err(e))?);
-                staged
+                t.staged
                     .insert(piece_key(n).as_slice(), record.as_slice())
                     .map_err(|e| self.err(e))?;
                 return Ok(ApplyOutcome::Applied);
@@ -303,13 +363,10 @@ impl Store {
                 let mut all = Vec::new();
                 let mut complete = true;
                 for n in 0..count {
-                    match staged.get(piece_key(n).as_slice()).map_err(|e| self.err(e))? {
+                    match t.staged.get(piece_key(n).as_slice()).map_err(|e| self.err(e))? {
                         Some(v) => {
                             let part: Vec<KeyWrite> = bincode::deserialize(v.value().get(8..).unwrap_or_default())
-                                .map_err(|e| StoreError::Corrupt {
-                                    path: self.path.clone(),
-                                    message: format!("a staged piece: {e}"),
-                                })?;
+                                .map_err(|e| self.corrupt("a staged piece", e))?;
                             all.extend(part);
                         }
                         None => complete = false,
@@ -318,7 +375,7 @@ impl Store {
                 // The pieces go, whatever happens: applied now, or proposed anew by a retry.
                 let mut upper = rid.to_vec();
                 upper.extend_from_slice(&u32::MAX.to_be_bytes());
-                staged
+                t.staged
                     .retain_in(rid.as_slice()..=upper.as_slice(), |_, _| false)
                     .map_err(|e| self.err(e))?;
                 if !complete {
@@ -327,32 +384,134 @@ impl Store {
                 all
             }
         };
+        let any_locks = !t.locks.is_empty().map_err(|e| self.err(e))?;
         for w in earlier.iter().chain(&ws.writes) {
-            let current = rows
+            let current = t
+                .rows
                 .get(w.key.as_slice())
                 .map_err(|e| self.err(e))?
                 .map(|g| u64::from_le_bytes(g.value()[..8].try_into().unwrap_or([0; 8])));
             if current != w.expected {
                 return Ok(ApplyOutcome::Conflict);
             }
-        }
-        for w in earlier.iter().chain(&ws.writes) {
-            match &w.row {
-                Some(row) => {
-                    rows.insert(w.key.as_slice(), encode_row(index, row).as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
-                None => {
-                    rows.remove(w.key.as_slice()).map_err(|e| self.err(e))?;
-                }
+            if any_locks && t.locks.get(w.key.as_slice()).map_err(|e| self.err(e))?.is_some() {
+                return Ok(ApplyOutcome::Locked);
             }
+        }
+        if let Some(Control::Prepare { txn, coordinator }) = &ws.control {
+            let mut writes = earlier;
+            writes.extend(ws.writes.iter().cloned());
+            let id = txn.to_be_bytes();
+            for w in &writes {
+                t.locks
+                    .insert(w.key.as_slice(), id.as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            let record = bincode::serialize(&PreparedTxn {
+                coordinator: *coordinator,
+                writes,
+            })
+            .map_err(|e| self.err(e))?;
+            t.prepared
+                .insert(id.as_slice(), record.as_slice())
+                .map_err(|e| self.err(e))?;
+        } else {
+            self.write_rows(t, index, &earlier)?;
+            self.write_rows(t, index, &ws.writes)?;
         }
         let mut record = index.to_le_bytes().to_vec();
         record.extend(bincode::serialize(&ws.outcome).map_err(|e| self.err(e))?);
-        requests
+        t.requests
             .insert(rid.as_slice(), record.as_slice())
             .map_err(|e| self.err(e))?;
         Ok(ApplyOutcome::Applied)
+    }
+
+    fn write_rows(&self, t: &mut Tables, index: u64, writes: &[KeyWrite]) -> Result<(), StoreError> {
+        for w in writes {
+            match &w.row {
+                Some(row) => {
+                    t.rows
+                        .insert(w.key.as_slice(), encode_row(index, row).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+                None => {
+                    t.rows.remove(w.key.as_slice()).map_err(|e| self.err(e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a prepared transaction and the locks it holds, returning it.
+    fn take_prepared(&self, t: &mut Tables, txn: TxnId) -> Result<Option<PreparedTxn>, StoreError> {
+        let Some(bytes) = t
+            .prepared
+            .remove(txn.to_be_bytes().as_slice())
+            .map_err(|e| self.err(e))?
+            .map(|g| g.value().to_vec())
+        else {
+            return Ok(None);
+        };
+        let prepared: PreparedTxn =
+            bincode::deserialize(&bytes).map_err(|e| self.corrupt("a prepared transaction", e))?;
+        for w in &prepared.writes {
+            t.locks.remove(w.key.as_slice()).map_err(|e| self.err(e))?;
+        }
+        Ok(Some(prepared))
+    }
+
+    /// `Control::Decide`: the outcome recorded first is the transaction's.
+    fn decide(&self, t: &mut Tables, index: u64, txn: TxnId, commit: bool) -> Result<ApplyOutcome, StoreError> {
+        let id = txn.to_be_bytes();
+        if let Some(d) = t.decisions.get(id.as_slice()).map_err(|e| self.err(e))? {
+            return Ok(if d.value().get(8) == Some(&1) {
+                ApplyOutcome::Committed
+            } else {
+                ApplyOutcome::Aborted
+            });
+        }
+        let prepared = self.take_prepared(t, txn)?;
+        let committed = commit && prepared.is_some();
+        if let (true, Some(p)) = (committed, &prepared) {
+            self.write_rows(t, index, &p.writes)?;
+        }
+        let mut record = index.to_le_bytes().to_vec();
+        record.push(u8::from(committed));
+        t.decisions
+            .insert(id.as_slice(), record.as_slice())
+            .map_err(|e| self.err(e))?;
+        Ok(if committed {
+            ApplyOutcome::Committed
+        } else {
+            ApplyOutcome::Aborted
+        })
+    }
+
+    fn corrupt(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            message: format!("{what}: {e}"),
+        }
+    }
+
+    /// The prepared transactions this replica holds, with their coordinator shards.
+    pub fn prepared(&self) -> Result<Vec<(TxnId, ShardId)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(PREPARED).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let id = TxnId::from_be_bytes(
+                k.value()
+                    .try_into()
+                    .map_err(|e| self.corrupt("a prepared transaction id", e))?,
+            );
+            let p: PreparedTxn =
+                bincode::deserialize(v.value()).map_err(|e| self.corrupt("a prepared transaction", e))?;
+            out.push((id, p.coordinator));
+        }
+        Ok(out)
     }
 
     /// What the statement of an applied request reported, if that request was applied.
@@ -418,6 +577,9 @@ impl Store {
         let rows = collect(ROWS)?;
         let requests = collect(REQUESTS)?;
         let staged = collect(STAGED)?;
+        let prepared = collect(PREPARED)?;
+        let locks = collect(LOCKS)?;
+        let decisions = collect(DECISIONS)?;
         let meta_table = txn.open_table(META).map_err(|e| self.err(e))?;
         let get = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
             Ok(meta_table.get(k).map_err(|e| self.err(e))?.map(|g| g.value().to_vec()))
@@ -434,6 +596,9 @@ impl Store {
             rows,
             requests,
             staged,
+            prepared,
+            locks,
+            decisions,
             epoch,
             meta: meta.clone(),
         };
@@ -450,20 +615,19 @@ impl Store {
         let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
         txn.set_durability(Durability::Immediate).map_err(|e| self.err(e))?;
         {
-            txn.delete_table(ROWS).map_err(|e| self.err(e))?;
-            txn.delete_table(REQUESTS).map_err(|e| self.err(e))?;
-            txn.delete_table(STAGED).map_err(|e| self.err(e))?;
-            let mut rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
-            for (k, v) in &data.rows {
-                rows.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
-            }
-            let mut requests = txn.open_table(REQUESTS).map_err(|e| self.err(e))?;
-            for (k, v) in &data.requests {
-                requests.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
-            }
-            let mut staged = txn.open_table(STAGED).map_err(|e| self.err(e))?;
-            for (k, v) in &data.staged {
-                staged.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
+            for (def, pairs) in [
+                (ROWS, &data.rows),
+                (REQUESTS, &data.requests),
+                (STAGED, &data.staged),
+                (PREPARED, &data.prepared),
+                (LOCKS, &data.locks),
+                (DECISIONS, &data.decisions),
+            ] {
+                txn.delete_table(def).map_err(|e| self.err(e))?;
+                let mut table = txn.open_table(def).map_err(|e| self.err(e))?;
+                for (k, v) in pairs {
+                    table.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
+                }
             }
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             let applied = bincode::serialize(&data.meta.last_log_id).unwrap_or_default();
@@ -479,9 +643,11 @@ impl Store {
     }
 }
 
-fn forget_old_requests(requests: &mut redb::Table<&[u8], &[u8]>, index: u64) -> Result<(), redb::StorageError> {
-    let horizon = index.saturating_sub(REQUEST_MEMORY);
-    requests.retain(|_, v| v.len() >= 8 && u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8])) >= horizon)
+/// Drops the records of `table` (values starting with the log index that wrote them) older
+/// than `memory` entries.
+fn forget_old(table: &mut redb::Table<&[u8], &[u8]>, index: u64, memory: u64) -> Result<(), redb::StorageError> {
+    let horizon = index.saturating_sub(memory);
+    table.retain(|_, v| v.len() >= 8 && u64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8])) >= horizon)
 }
 
 fn snapshot_meta(applied: Option<LogId>, membership: StoredMembership) -> SnapshotMeta {
@@ -501,6 +667,9 @@ struct SnapshotData {
     rows: Pairs,
     requests: Pairs,
     staged: Pairs,
+    prepared: Pairs,
+    locks: Pairs,
+    decisions: Pairs,
     /// The epoch a split fenced the replica at.
     epoch: u64,
     meta: SnapshotMeta,

@@ -276,6 +276,17 @@ pub struct RouterArgs {
     /// [default: scram-sha-256]
     #[arg(long, env = "TESSERA_AUTH", value_name = "METHOD")]
     pub auth: Option<String>,
+
+    /// Test-only: leave multi-shard commits unfinished, as a router dying there would:
+    /// `after-prepare` (nothing decided) or `after-decide` (committed, phase two not sent).
+    #[arg(
+        long,
+        hide = true,
+        env = "TESSERA_TEST_ABANDON_COMMIT",
+        value_name = "STEP",
+        hide_env = true
+    )]
+    pub test_abandon_commit: Option<String>,
 }
 
 /// Parses a non-negative whole number that also fits a TOML integer, with a message a person

@@ -1,8 +1,9 @@
 //! pgbench against a cluster: custom scripts on `studt` in the simple, extended and prepared
 //! query modes with concurrent clients, checked by an invariant of the script (every
-//! transaction adds exactly one mark in all), and the built-in TPC-B run, which needs
-//! multi-shard transactions: it must stop with the multi-shard error and leave the data as it
-//! was. (`pgbench -i` stops the same way, at its TRUNCATE of four tables in one transaction.)
+//! transaction adds exactly one mark in all); `pgbench -i`, whose data generation is one
+//! transaction over four tables (TRUNCATE, INSERTs and a COPY of 100,000 rows); and the
+//! built-in TPC-B run, whose every transaction updates three tables and inserts into a fourth
+//! (each one shard): two-phase commit must keep their sums equal.
 
 use std::process::{Command, Output};
 
@@ -92,12 +93,52 @@ async fn custom_scripts_run_in_every_query_mode_and_lose_nothing() {
     );
 }
 
+/// The number after `label` in pgbench's report.
+fn reported(out: &str, label: &str) -> i64 {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.trim().split(['/', ' ']).next().map(str::to_string))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no \"{label}\" in pgbench's report:\n{out}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn the_tpcb_run_stops_at_the_multi_shard_error_and_changes_nothing() {
+async fn pgbench_initializes_and_the_tpcb_run_keeps_the_books_balanced() {
     let cluster = Cluster::start(3).await;
     let client = cluster.client().await;
-    // pgbench's tables, as `pgbench -i -s 1` makes them but smaller; each is one shard.
+
+    // `pgbench -i` up to its primary keys: drop, create, generate (one transaction over the
+    // four tables), vacuum (a no-op with a notice). ALTER TABLE ... ADD PRIMARY KEY, its last
+    // step, is not supported yet: the full `pgbench -i` stops there with the error, its data
+    // in place.
+    let init = pgbench(&cluster, &["-i", "-I", "dtgv", "-s", "1"]);
+    let out = text(&init);
+    assert!(init.status.success(), "pgbench -i -I dtgv failed:\n{out}");
+    assert!(out.contains("VACUUM does nothing in Tessera"), "{out}");
+    for (table, rows) in [
+        ("pgbench_branches", 1),
+        ("pgbench_tellers", 10),
+        ("pgbench_accounts", 100_000),
+        ("pgbench_history", 0),
+    ] {
+        assert_eq!(
+            query_count(&client, &format!("SELECT count(*) FROM {table}")).await,
+            rows,
+            "{table} after pgbench -i"
+        );
+    }
+    let full = pgbench(&cluster, &["-i", "-s", "1"]);
+    let out = text(&full);
+    assert!(!full.status.success(), "pgbench -i succeeded:\n{out}");
+    assert!(out.contains("ERROR:") && out.contains("primary key"), "{out}");
+    assert_eq!(
+        query_count(&client, "SELECT count(*) FROM pgbench_accounts").await,
+        100_000
+    );
+
+    // The TPC-B run, on the same tables made with their primary keys (smaller).
     for ddl in [
+        "DROP TABLE pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history",
         "CREATE TABLE pgbench_branches (bid INT PRIMARY KEY, bbalance INT, filler CHAR(88))",
         "CREATE TABLE pgbench_tellers (tid INT PRIMARY KEY, bid INT, tbalance INT, filler CHAR(84))",
         "CREATE TABLE pgbench_accounts (aid INT PRIMARY KEY, bid INT, abalance INT, filler CHAR(84))",
@@ -119,23 +160,50 @@ async fn the_tpcb_run_stops_at_the_multi_shard_error_and_changes_nothing() {
     )
     .await;
 
-    // pgbench reads the scale from pgbench_branches; -n skips its VACUUM.
-    let output = pgbench(&cluster, &["-n", "-c", "2", "-t", "20"]);
+    // pgbench reads the scale from pgbench_branches; -n skips its VACUUM. Transactions that
+    // meet a conflict on the one branch row (40001) are tried again.
+    let output = pgbench(
+        &cluster,
+        &["-n", "-c", "4", "-j", "2", "-t", "50", "--max-tries", "1000"],
+    );
     let out = text(&output);
-    assert!(!output.status.success(), "the TPC-B run succeeded:\n{out}");
-    assert!(out.contains("a transaction can write to one shard only"), "{out}");
-    for (sql, want) in [
-        ("SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts", 0),
-        ("SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers", 0),
-        ("SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches", 0),
-        ("SELECT count(*) FROM pgbench_history", 0),
-    ] {
-        assert_eq!(query_count(&client, sql).await, want, "{sql} after the refused run");
-    }
-
-    // `pgbench -i` stops at its first multi-shard statement and says why.
-    let init = pgbench(&cluster, &["-i", "-s", "1"]);
-    let out = text(&init);
-    assert!(!init.status.success(), "pgbench -i succeeded:\n{out}");
-    assert!(out.contains("ERROR:"), "{out}");
+    assert!(output.status.success(), "the TPC-B run failed:\n{out}");
+    let processed = reported(&out, "number of transactions actually processed:");
+    assert!(processed > 0, "{out}");
+    let sums: Vec<i64> = futures::future::join_all(
+        [
+            "SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers",
+            "SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches",
+            "SELECT coalesce(sum(delta), 0) FROM pgbench_history",
+        ]
+        .map(|sql| query_count(&client, sql)),
+    )
+    .await;
+    assert!(
+        sums.iter().all(|s| *s == sums[0]),
+        "tellers, branches and history disagree: {sums:?}\n{out}"
+    );
+    // At scale 1 pgbench picks accounts up to 100,000; only the first 1,000 exist here.
+    assert_eq!(
+        query_count(&client, "SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts").await,
+        query_count(
+            &client,
+            "SELECT coalesce(sum(delta), 0) FROM pgbench_history WHERE aid <= 1000"
+        )
+        .await,
+        "the accounts hold what the history says they received"
+    );
+    assert_eq!(
+        query_count(&client, "SELECT count(*) FROM pgbench_history").await,
+        processed,
+        "one history row per transaction pgbench saw commit"
+    );
+    eprintln!(
+        "pgbench TPC-B: {processed} transactions, {} retried:\n{}",
+        reported(&out, "number of transactions retried:"),
+        out.lines()
+            .filter(|l| l.starts_with("tps") || l.starts_with("latency"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

@@ -1,9 +1,8 @@
-//! Transactions on a Tessera cluster: a transaction whose writes stay in one shard is atomic,
-//! isolated from other sessions until COMMIT and reads its own writes; ROLLBACK discards it;
-//! and a transaction that would write to a second shard is refused at that statement with
-//! SQLSTATE 0A000 naming both shards, leaving nothing of it applied. (That refusal is a
-//! difference from PostgreSQL by design, so it is tested here and not in the differential
-//! scripts.)
+//! Transactions on a Tessera cluster: a transaction is atomic, isolated from other sessions
+//! until COMMIT and reads its own writes; ROLLBACK discards it. One that writes to several
+//! shards commits on all of them or on none (two-phase commit): a failed statement, a conflict
+//! found at COMMIT or a ROLLBACK leaves nothing of it on any shard. (What happens when the
+//! router dies half-way through such a commit is tested in `two_phase.rs`.)
 
 use tessera_tests::fixtures::create_studt;
 use tessera_tests::{describe_error, execute as run, query_count, query_error, query_rows as rows, sqlstate, Cluster};
@@ -30,77 +29,121 @@ async fn assert_refused(client: &Client, sql: &str, code: &str, words: &[&str]) 
     }
 }
 
+/// The `(stud_id, stud_name)` rows of studt, in key order.
+async fn names(client: &Client) -> Vec<(String, String)> {
+    rows(client, "SELECT stud_id, stud_name FROM studt ORDER BY stud_id")
+        .await
+        .into_iter()
+        .map(|r| {
+            let text = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            (text(0), text(1))
+        })
+        .collect()
+}
+
+fn pairs(list: &[(i32, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(id, name)| (id.to_string(), name.to_string()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_transaction_writing_to_a_second_shard_is_refused_and_nothing_is_applied() {
+async fn a_transaction_writing_to_several_shards_commits_on_all_or_none() {
     let cluster = Cluster::start(3).await;
     let client = cluster.client().await;
+    let observer = cluster.client().await;
     create_studt(&client).await;
-
-    // Explicit transaction, then ROLLBACK.
-    run(&client, "BEGIN").await;
-    run(&client, "INSERT INTO studt VALUES (1, 'first shard', 10)").await;
-    assert_refused(
+    run(
         &client,
-        "INSERT INTO studt VALUES (5000, 'second shard', 20)",
-        "0A000",
-        &["sh1", "sh2"],
+        "INSERT INTO studt VALUES (9000, 'stays', 40), (13000, 'moves', 1)",
     )
     .await;
-    run(&client, "ROLLBACK").await;
-    assert_eq!(
-        query_count(&client, "SELECT count(*) FROM studt WHERE stud_id IN (1, 5000)").await,
-        0
-    );
 
-    // The refused statement aborts the transaction: even COMMIT applies nothing.
-    run(&client, "INSERT INTO studt VALUES (9000, 'stays', 40)").await;
+    // Two shards, then ROLLBACK: nothing anywhere.
     run(&client, "BEGIN").await;
-    run(&client, "UPDATE studt SET stud_marks = 0 WHERE stud_id = 13000").await;
-    run(&client, "INSERT INTO studt VALUES (13000, 'fourth shard', 30)").await;
+    run(&client, "INSERT INTO studt VALUES (1, 'first shard', 10)").await;
+    run(&client, "INSERT INTO studt VALUES (5000, 'second shard', 20)").await;
+    assert_eq!(
+        query_count(&client, "SELECT count(*) FROM studt").await,
+        4,
+        "it reads its own writes"
+    );
+    run(&client, "ROLLBACK").await;
+    assert_eq!(names(&observer).await, pairs(&[(9000, "stays"), (13000, "moves")]));
+
+    // Four shards, one statement spanning two, a row moved between shards, a delete: the
+    // observer sees none of it before COMMIT and all of it after.
+    run(&client, "BEGIN").await;
+    run(&client, "INSERT INTO studt VALUES (2, 'a', 1), (4097, 'b', 2)").await;
+    run(
+        &client,
+        "UPDATE studt SET stud_id = 5, stud_name = 'moved' WHERE stud_id = 13000",
+    )
+    .await;
+    run(&client, "DELETE FROM studt WHERE stud_id = 9000").await;
+    assert_eq!(
+        names(&client).await,
+        pairs(&[(2, "a"), (5, "moved"), (4097, "b")]),
+        "the transaction sees its writes on every shard"
+    );
+    assert_eq!(names(&observer).await, pairs(&[(9000, "stays"), (13000, "moves")]));
+    run(&client, "COMMIT").await;
+    let committed = pairs(&[(2, "a"), (5, "moved"), (4097, "b")]);
+    assert_eq!(names(&observer).await, committed);
+
+    // A statement that fails on one shard aborts the block: even COMMIT applies nothing.
+    run(&client, "BEGIN").await;
+    run(&client, "INSERT INTO studt VALUES (8200, 'lost', 1)").await;
     assert_refused(
         &client,
-        "DELETE FROM studt WHERE stud_id = 9000",
-        "0A000",
-        &["sh3", "sh4"],
+        "INSERT INTO studt VALUES (12289, 'lost', 1), (4097, 'dup', 2)",
+        "23505",
+        &[],
     )
     .await;
     assert_refused(&client, "SELECT 1", "25P02", &[]).await;
     run(&client, "COMMIT").await;
-    assert_eq!(
-        rows(&client, "SELECT stud_id, stud_name FROM studt").await,
-        vec![vec![Some("9000".to_string()), Some("stays".to_string())]]
-    );
+    assert_eq!(names(&observer).await, committed);
 
-    // One statement of a transaction writing to two shards.
+    // A row another session changed after the transaction wrote it: COMMIT fails with 40001
+    // and nothing of the transaction is applied, on either shard.
     run(&client, "BEGIN").await;
-    assert_refused(
-        &client,
-        "INSERT INTO studt VALUES (2, 'a', 1), (4097, 'b', 2)",
-        "0A000",
-        &["sh1", "sh2"],
-    )
-    .await;
-    run(&client, "ROLLBACK").await;
-    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 1);
-
-    // The implicit transaction of a query string with several statements.
-    assert_refused(
-        &client,
-        "INSERT INTO studt VALUES (3, 'a', 1); INSERT INTO studt VALUES (8200, 'b', 2)",
-        "0A000",
-        &["sh1", "sh3"],
-    )
-    .await;
-    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 1);
-
-    // The session is usable afterwards, and a statement spanning shards outside a transaction
-    // is allowed.
+    run(&client, "UPDATE studt SET stud_name = 'by the block' WHERE stud_id = 2").await;
     run(
         &client,
-        "INSERT INTO studt VALUES (4, 'a', 1), (4098, 'b', 2), (8201, 'c', 3), (12289, 'd', 4)",
+        "UPDATE studt SET stud_name = 'by the block' WHERE stud_id = 4097",
     )
     .await;
-    assert_eq!(query_count(&client, "SELECT count(*) FROM studt").await, 5);
+    run(
+        &observer,
+        "UPDATE studt SET stud_name = 'by the observer' WHERE stud_id = 4097",
+    )
+    .await;
+    assert_refused(&client, "COMMIT", "40001", &[]).await;
+    assert_eq!(
+        names(&observer).await,
+        pairs(&[(2, "a"), (5, "moved"), (4097, "by the observer")])
+    );
+
+    // The implicit transaction of a query string with several statements, and TRUNCATE of
+    // several tables inside a block (as `pgbench -i` runs it).
+    client
+        .simple_query("INSERT INTO studt VALUES (3, 'c', 1); INSERT INTO studt VALUES (8201, 'd', 2)")
+        .await
+        .unwrap_or_else(|e| panic!("the query string failed: {}", describe_error(&e)));
+    assert_eq!(query_count(&observer, "SELECT count(*) FROM studt").await, 5);
+    run(&client, "CREATE TABLE other (id INT PRIMARY KEY, note TEXT)").await;
+    run(&client, "INSERT INTO other VALUES (1, 'x')").await;
+    run(&client, "BEGIN").await;
+    run(&client, "TRUNCATE studt, other").await;
+    run(&client, "INSERT INTO other VALUES (2, 'y')").await;
+    assert_eq!(query_count(&observer, "SELECT count(*) FROM studt").await, 5);
+    run(&client, "COMMIT").await;
+    assert_eq!(query_count(&observer, "SELECT count(*) FROM studt").await, 0);
+    assert_eq!(
+        rows(&observer, "SELECT id, note FROM other").await,
+        vec![vec![Some("2".to_string()), Some("y".to_string())]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

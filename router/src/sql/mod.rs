@@ -115,8 +115,7 @@ pub enum Bound {
     Insert(InsertPlan),
     Update(UpdatePlan),
     Delete(DeletePlan),
-    /// `TRUNCATE`: every row of each table deleted (not in a transaction block: there it would
-    /// not be undone by ROLLBACK, which PostgreSQL's TRUNCATE is).
+    /// `TRUNCATE`: every row of each table deleted (inside a transaction block, as part of it).
     Truncate(Vec<DeletePlan>),
     /// `COPY ... FROM STDIN`.
     CopyIn(Box<crate::copy::CopyIn>),

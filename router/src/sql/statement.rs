@@ -127,6 +127,7 @@ pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
         {
             Some(s) => s,
             None if is_create_user(sql) => return Err(create_user_unsupported()),
+            None if is_vacuum(sql) => return Ok(vec![vacuum()]),
             None => return Err(syntax_error(e)),
         },
     };
@@ -142,6 +143,27 @@ pub fn parse(sql: &str) -> Result<Vec<ast::Statement>> {
 fn is_create_user(sql: &str) -> bool {
     let mut words = sql.split_whitespace();
     matches!((words.next(), words.next()), (Some(c), Some(u)) if c.eq_ignore_ascii_case("create") && u.eq_ignore_ascii_case("user"))
+}
+
+/// Whether `sql` is one PostgreSQL `VACUUM` (`VACUUM ANALYZE t`, `VACUUM (VERBOSE) t`...),
+/// which sqlparser reads in another dialect's way.
+fn is_vacuum(sql: &str) -> bool {
+    let body = sql.trim().trim_end_matches(';');
+    let mut words = body.split_whitespace();
+    words.next().is_some_and(|w| w.eq_ignore_ascii_case("vacuum")) && !body.contains(';')
+}
+
+fn vacuum() -> ast::Statement {
+    ast::Statement::Vacuum(ast::VacuumStatement {
+        full: false,
+        sort_only: false,
+        delete_only: false,
+        reindex: false,
+        recluster: false,
+        table_name: None,
+        threshold: None,
+        boost: false,
+    })
 }
 
 fn create_user_unsupported() -> Error {
@@ -277,6 +299,16 @@ pub fn bind(ctx: &Ctx, stmt: &ast::Statement) -> Result<Bound> {
         S::UNLISTEN { .. } => Bound::NoOp {
             tag: "UNLISTEN",
             notice: None,
+        },
+        // Tessera's store reclaims space and keeps no planner statistics: scripts written for
+        // PostgreSQL (`pgbench -i`) run on.
+        S::Vacuum(_) => Bound::NoOp {
+            tag: "VACUUM",
+            notice: Some("VACUUM does nothing in Tessera: its storage reclaims space by itself".into()),
+        },
+        S::Analyze(_) => Bound::NoOp {
+            tag: "ANALYZE",
+            notice: Some("ANALYZE does nothing in Tessera: it keeps no planner statistics".into()),
         },
         S::Set(set) => match set {
             ast::Set::SingleAssignment { variable, values, .. } => Bound::Set {

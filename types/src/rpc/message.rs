@@ -73,6 +73,33 @@ pub enum Request {
         shard: ShardRef,
         txn: TxnId,
     },
+    /// A multi-shard commit, phase one, on every shard the transaction wrote to: make its
+    /// writes durable as prepared, holding their rows against every other write, or fail (a
+    /// row changed or is held by another prepared transaction). `coordinator` is the shard
+    /// whose decision (`Decide`) settles the transaction.
+    Prepare {
+        shard: ShardRef,
+        txn: TxnId,
+        coordinator: ShardId,
+        request_id: RequestId,
+    },
+    /// On the coordinator shard of a prepared transaction: record its outcome, once and for
+    /// all, and apply (commit) or drop (abort) the coordinator's own prepared writes. A
+    /// decision recorded earlier wins over the one asked for; a commit is refused (and the
+    /// abort recorded) if the coordinator holds no prepared writes of the transaction.
+    /// Answered with `Decided`.
+    Decide {
+        shard: ShardRef,
+        txn: TxnId,
+        commit: bool,
+    },
+    /// A multi-shard commit, phase two, on the other shards once the coordinator decided:
+    /// apply or drop the transaction's prepared writes (nothing if it has none there).
+    Finish {
+        shard: ShardRef,
+        txn: TxnId,
+        commit: bool,
+    },
 
     // ---- catalog -> shard node ----
     /// Create (or confirm) a replica of a shard, as a member of a group with `members`.
@@ -292,6 +319,10 @@ pub enum Response {
     },
     /// What an admin function returns (a task id, or how many replica changes it made).
     Admin(i64),
+    /// The outcome a coordinator shard recorded for a multi-shard transaction (`Decide`).
+    Decided {
+        committed: bool,
+    },
 }
 
 /// A checksum of one replica's rows at the log index it has applied.

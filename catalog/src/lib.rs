@@ -16,6 +16,7 @@
 pub mod config;
 pub mod provision;
 pub mod raft;
+pub mod rekey;
 pub mod service;
 pub mod split;
 pub mod state;

@@ -455,6 +455,7 @@ impl Catalog {
                 }
                 Ok(self.ddl_done(notices))
             }
+            DdlRequest::AddPrimaryKey { table, columns } => self.add_primary_key(&table, columns).await,
             DdlRequest::CreateRoles { roles, if_not_exists } => {
                 let map = self.map();
                 let (existing, new): (Vec<Role>, Vec<Role>) =
@@ -504,7 +505,7 @@ impl Catalog {
     }
 
     /// The answer to a schema change, with its notices.
-    fn ddl_done(&self, notices: Vec<String>) -> Response {
+    pub(crate) fn ddl_done(&self, notices: Vec<String>) -> Response {
         Response::DdlDone {
             version: self.map().version,
             notice: (!notices.is_empty()).then(|| notices.join("\n")),

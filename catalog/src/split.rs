@@ -336,6 +336,19 @@ impl Catalog {
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, RpcError>>,
     {
+        self.on_primary_rpc(replicas, call).await.map_err(|e| match e {
+            RpcError::Exec(x) => x.to_string(),
+            RpcError::Internal(why) => why,
+            other => other.to_string(),
+        })
+    }
+
+    /// `on_primary`, keeping the error (a statement error from the primary as it is).
+    pub(crate) async fn on_primary_rpc<T, F, Fut>(&self, replicas: &[ReplicaInfo], call: F) -> Result<T, RpcError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RpcError>>,
+    {
         let mut last_error = String::from("no replica's node is up");
         let mut hint: Option<NodeId> = None;
         for _round in 0..50 {
@@ -359,13 +372,13 @@ impl Catalog {
                             break;
                         }
                     }
-                    Err(e @ RpcError::Exec(_)) => return Err(e.to_string()),
+                    Err(e @ RpcError::Exec(_)) => return Err(e),
                     Err(e) => last_error = format!("node {node}: {e}"),
                 }
             }
             tokio::time::sleep(RETRY_AFTER / 2).await;
         }
-        Err(last_error)
+        Err(RpcError::Internal(last_error))
     }
 }
 

@@ -88,6 +88,13 @@ pub enum Command {
     RemoveNode {
         node: NodeId,
     },
+    /// `ALTER TABLE ... ADD PRIMARY KEY`, once every shard has keyed its rows by it (or
+    /// `primary_key` empty: only the epochs, after a refused one fenced the shards).
+    SetPrimaryKey {
+        table: TableId,
+        primary_key: Vec<usize>,
+        epochs: Vec<(ShardId, u64)>,
+    },
     /// Changes a table's replication factor; the control loop then adds or removes replicas.
     SetTableReplicas {
         table: TableId,
@@ -303,6 +310,27 @@ impl CatalogState {
             Command::SetTableReplicas { table, replicas } => {
                 if let Some(t) = self.map.tables.get_mut(&table) {
                     t.replicas = replicas;
+                }
+            }
+            Command::SetPrimaryKey {
+                table,
+                primary_key,
+                epochs,
+            } => {
+                if let Some(t) = self.map.tables.get_mut(&table) {
+                    for &i in &primary_key {
+                        if let Some(c) = t.columns.get_mut(i) {
+                            c.not_null = true;
+                        }
+                    }
+                    if !primary_key.is_empty() {
+                        t.primary_key = primary_key;
+                    }
+                }
+                for (shard, epoch) in epochs {
+                    if let Some(s) = self.map.shards.get_mut(&shard) {
+                        s.epoch = s.epoch.max(epoch);
+                    }
                 }
             }
             Command::StartTask { task } => {

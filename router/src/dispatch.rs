@@ -83,6 +83,11 @@ fn is_txn_end(stmt: &ast::Statement) -> bool {
     matches!(stmt, ast::Statement::Commit { .. } | ast::Statement::Rollback { .. })
 }
 
+/// COMMIT (or END): neither a cancel request nor `statement_timeout` stops it.
+pub fn is_commit(stmt: &ast::Statement) -> bool {
+    matches!(stmt, ast::Statement::Commit { .. })
+}
+
 impl Dispatcher {
     /// Binds a statement for the session (also used to describe it).
     pub fn bind(&self, session: &Session, stmt: &ast::Statement, params: &Params) -> Result<Bound> {
@@ -111,7 +116,11 @@ impl Dispatcher {
             return Err(Error::TxnAborted);
         }
         let started = std::time::Instant::now();
-        let deadline = statement_deadline(session);
+        let deadline = if is_commit(stmt) {
+            None
+        } else {
+            statement_deadline(session)
+        };
         let work = async {
             let bound = self.bind(session, stmt, params)?;
             self.run_bound(session, bound).await

@@ -236,6 +236,24 @@ impl Executor {
                     let _ = self.routing.refresh().await;
                     e
                 }
+                Err(e @ RpcError::LayoutChanged { .. }) => {
+                    // Planned with the table's old primary key: planned again with the new one
+                    // once the map has it (its epoch moves with it), until then tried again.
+                    let _ = self.routing.refresh().await;
+                    if self
+                        .routing
+                        .current()
+                        .shards
+                        .get(&shard_id)
+                        .is_some_and(|s| s.epoch > planned.epoch)
+                    {
+                        return Err(Error::MapChanged {
+                            shard: planned.name.clone(),
+                            maybe_applied,
+                        });
+                    }
+                    e
+                }
                 Err(e @ RpcError::Unavailable { .. }) if retry_unavailable => {
                     skip += 1;
                     e
@@ -778,9 +796,14 @@ impl Executor {
         Ok(write_output(plan.columns.clone(), outcome, "DELETE"))
     }
 
-    /// Commits the session's transaction on the shards it wrote to.
-    pub async fn commit(&self, session: &Session) -> Result<()> {
-        self.commit_shards(session.txn.id, &session.txn.write_shards).await
+    /// Commits the session's transaction on the shards it wrote to. Once begun, the commit
+    /// runs to its end in a task of its own, even if the client goes away meanwhile.
+    pub async fn commit(self: &Arc<Self>, session: &Session) -> Result<()> {
+        let (txn, shards) = (session.txn.id, session.txn.write_shards.clone());
+        let this = self.clone();
+        tokio::spawn(async move { this.commit_shards(txn, &shards).await })
+            .await
+            .map_err(|e| Error::Internal(format!("the commit stopped: {e}")))?
     }
 
     /// Commits transaction `txn` on `shards`: on one shard at once; on several with two-phase
@@ -841,9 +864,15 @@ impl Executor {
         }
         if let Some(e) = refused {
             // The abort is recorded, so that a prepare still on its way is dropped when its
-            // shard settles it.
+            // shard settles it. Nothing was decided but the abort: the outcome is certain.
             self.settle_shards(&map, txn, *coordinator, others, false).await;
-            return Err(e);
+            return Err(match e {
+                Error::Rpc(RpcError::OutcomeUnknown(why)) => Error::Exec(tessera_types::ExecError::other(
+                    "40001",
+                    format!("could not commit: a shard did not confirm that it prepared the transaction ({why}); it was rolled back"),
+                )),
+                other => other,
+            });
         }
         let decided = self
             .call_shard(planned(&map, *coordinator)?, true, &|shard| Request::Decide {

@@ -734,7 +734,9 @@ impl Node {
                         Ok::<_, RpcError>(committed)
                     };
                     let settled = tokio::select! {
-                        s = settled => s,
+                        s = tokio::time::timeout(RESOLVE_TIMEOUT * 2, settled) => {
+                            s.unwrap_or(Err(RpcError::Timeout((RESOLVE_TIMEOUT * 2).as_millis() as u64)))
+                        }
                         _ = stop.changed() => return,
                     };
                     match settled {

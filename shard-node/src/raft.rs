@@ -57,6 +57,10 @@ pub enum Control {
     Decide { txn: TxnId, commit: bool },
     /// On another shard of a decided transaction: apply or drop its prepared writes here.
     Finish { txn: TxnId, commit: bool },
+    /// `ALTER TABLE ... ADD PRIMARY KEY`: store every row under the key made of these columns
+    /// (refused as a `Conflict`, changing nothing, if two rows would share one or a value is
+    /// null), and raise the replica's epoch to the set's, like `Fence`.
+    Rekey { primary_key: Vec<usize> },
 }
 
 /// Which part of its statement's writes a write set carries. A statement that writes more

@@ -530,6 +530,9 @@ impl Replica {
         fragment: WriteFragment,
     ) -> Result<WriteOutcome, RpcError> {
         self.ensure_leader()?;
+        if self.store.primary_key().is_some_and(|pk| pk != layout.primary_key) {
+            return Err(RpcError::LayoutChanged { shard: self.shard });
+        }
         self.writes.fetch_add(1, Ordering::Relaxed);
         match scope {
             TxnScope::Single => {
@@ -557,6 +560,13 @@ impl Replica {
                             return Err(self.stale(epoch));
                         }
                         return Ok(effect.outcome);
+                    }
+                    if self.held(effect.writes.keys().map(Vec::as_slice))? {
+                        if Instant::now() >= deadline {
+                            return Err(held_rows());
+                        }
+                        tokio::time::sleep(LOCK_RETRY).await;
+                        continue;
                     }
                     let ws = write_set(request_id, epoch, effect.writes, effect.outcome.clone());
                     if self.ack_before_commit {
@@ -683,8 +693,14 @@ impl Replica {
                     ),
                 )
                 .into()),
-                ApplyOutcome::Locked if !preparing && Instant::now() < deadline => {
-                    tokio::time::sleep(LOCK_RETRY).await;
+                ApplyOutcome::Locked if !preparing => {
+                    // Proposed again once the rows are free, not before.
+                    while self.held(ws.writes.iter().map(|w| w.key.as_slice()))? {
+                        if Instant::now() >= deadline {
+                            return Err(held_rows());
+                        }
+                        tokio::time::sleep(LOCK_RETRY).await;
+                    }
                     continue;
                 }
                 ApplyOutcome::Locked => Err(held_rows()),
@@ -693,6 +709,28 @@ impl Replica {
                     Err(RpcError::internal("a write set was answered as a decision"))
                 }
             };
+        }
+    }
+
+    fn held<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Result<bool, RpcError> {
+        self.store.held(keys).map_err(RpcError::internal)
+    }
+
+    /// Waits until every transaction prepared here is decided (after a fence, when no new one
+    /// can prepare; they are decided within milliseconds, or settled within seconds).
+    async fn drain_prepared(&self) -> Result<(), RpcError> {
+        let deadline = Instant::now() + LOCK_WAIT * 3;
+        loop {
+            if self.store.prepared().map_err(RpcError::internal)?.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(RpcError::Internal(format!(
+                    "shard {} still holds multi-shard transactions being committed; try again",
+                    self.shard
+                )));
+            }
+            tokio::time::sleep(LOCK_RETRY * 5).await;
         }
     }
 
@@ -761,6 +799,57 @@ impl Replica {
         }
     }
 
+    /// `ALTER TABLE ... ADD PRIMARY KEY` on this shard: fences it at `epoch` (under
+    /// `request_id`), checks that the rows' keys under `layout.primary_key` are unique and not
+    /// null, and unless `check_only` stores every row under its key (under `request_id + 1`).
+    /// Repeatable.
+    pub async fn rekey(
+        &self,
+        epoch: u64,
+        request_id: RequestId,
+        layout: Arc<TableLayout>,
+        check_only: bool,
+    ) -> Result<(), RpcError> {
+        if self.store.epoch() < epoch {
+            self.propose_control(request_id, epoch, Control::Fence).await?;
+        } else {
+            self.ensure_leader()?;
+            self.caught_up_as_leader().await?;
+        }
+        self.drain_prepared().await?;
+        let store = self.store.clone();
+        let checked = layout.clone();
+        tokio::task::spawn_blocking(move || check_keys(&store, &checked))
+            .await
+            .map_err(RpcError::internal)??;
+        if check_only {
+            return Ok(());
+        }
+        let ws = WriteSet {
+            request_id: request_id.wrapping_add(1),
+            epoch,
+            writes: Vec::new(),
+            outcome: WriteOutcome::default(),
+            piece: Piece::Whole,
+            control: Some(Control::Rekey {
+                primary_key: layout.primary_key.clone(),
+            }),
+        };
+        let bytes = bincode::serialized_size(&ws).unwrap_or(u64::MAX);
+        match self.proposer.propose(ws, bytes).await? {
+            ApplyOutcome::Applied | ApplyOutcome::Duplicate => Ok(()),
+            ApplyOutcome::Stale => Err(self.stale(epoch)),
+            ApplyOutcome::Locked => Err(RpcError::internal(format!(
+                "shard {} holds a multi-shard transaction being committed; try again",
+                self.shard
+            ))),
+            other => Err(RpcError::internal(format!(
+                "the rows of shard {} could not take the new key ({other:?})",
+                self.shard
+            ))),
+        }
+    }
+
     /// The first step of a split on the shard being split: fences it at `epoch` (every write
     /// computed at an older epoch is refused from then on, on every replica), then sends the
     /// rows `moved` holds (the bounds of the shard split off) and every remembered request,
@@ -779,6 +868,7 @@ impl Replica {
             self.ensure_leader()?;
             self.caught_up_as_leader().await?;
         }
+        self.drain_prepared().await?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || -> Result<(), RpcError> {
             let reader = store.reader().map_err(RpcError::internal)?;
@@ -926,6 +1016,59 @@ impl Replica {
             ))),
         }
     }
+}
+
+/// Checks that every row of `store` has a key under `layout.primary_key`, unique and not null,
+/// with the errors PostgreSQL gives `ALTER TABLE ... ADD PRIMARY KEY`.
+fn check_keys(store: &crate::store::Store, layout: &TableLayout) -> Result<(), RpcError> {
+    let reader = store.reader().map_err(RpcError::internal)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut duplicate = None;
+    for item in reader
+        .range(&tessera_types::key::KeyRange::all())
+        .map_err(RpcError::internal)?
+    {
+        let (_, _, row) = item.map_err(RpcError::internal)?;
+        if let Some(&i) = layout
+            .primary_key
+            .iter()
+            .find(|&&i| row.get(i).is_none_or(|v| v.is_null()))
+        {
+            let column = layout.columns.get(i).map(|c| c.name.as_str()).unwrap_or("?");
+            return Err(ExecError::other(
+                "23502",
+                format!(
+                    "column \"{column}\" of relation \"{}\" contains null values",
+                    layout.name
+                ),
+            )
+            .into());
+        }
+        let key = crate::store::primary_key_of(&row, &layout.primary_key).unwrap_or_default();
+        if !seen.insert(key) && duplicate.is_none() {
+            let names: Vec<&str> = layout
+                .primary_key
+                .iter()
+                .map(|i| layout.columns[*i].name.as_str())
+                .collect();
+            let values: Vec<String> = layout
+                .primary_key
+                .iter()
+                .map(|i| row[*i].to_text().unwrap_or_default())
+                .collect();
+            duplicate = Some(ExecError::other(
+                "23505",
+                format!(
+                    "could not create unique index \"{}_pkey\": key ({})=({}) is duplicated",
+                    layout.name,
+                    names.join(", "),
+                    values.join(", ")
+                ),
+            ));
+        }
+    }
+    // As in PostgreSQL, a null key value is reported before a duplicate key.
+    duplicate.map_or(Ok(()), |e| Err(e.into()))
 }
 
 /// The error of a write that waited too long for rows a prepared transaction holds.

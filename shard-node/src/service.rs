@@ -262,6 +262,19 @@ impl NodeService {
                 }),
                 None => Err(RpcError::UnknownShard { shard }),
             },
+            Request::Rekey {
+                shard,
+                epoch,
+                request_id,
+                layout,
+                check_only,
+            } => match self.node.replica(shard) {
+                Some(r) => r
+                    .rekey(epoch, request_id, layout, check_only)
+                    .await
+                    .map(|()| Response::Ok),
+                None => Err(RpcError::UnknownShard { shard }),
+            },
             Request::ReadIndex { shard } => match self.node.replica(shard) {
                 Some(r) => r.read_index().await.map(Response::ReadIndex),
                 None => Err(RpcError::UnknownShard { shard }),

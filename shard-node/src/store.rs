@@ -13,6 +13,7 @@
 //! durable commit, from where the log is re-applied. A durable commit is made when openraft asks
 //! for a snapshot, and the log is only purged up to that point.
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,9 @@ use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
 use serde::{Deserialize, Serialize};
 use tessera_types::fragment::WriteOutcome;
 use tessera_types::rpc::TxnId;
@@ -63,6 +66,9 @@ struct PreparedTxn {
 
 /// The tables a batch of log entries writes, open in its one write transaction.
 struct Tables<'t> {
+    meta: redb::Table<'t, &'static str, &'static [u8]>,
+    /// The primary key a `Control::Rekey` of the batch keyed the rows by.
+    rekeyed: Option<Vec<usize>>,
     rows: redb::Table<'t, &'static [u8], &'static [u8]>,
     requests: redb::Table<'t, &'static [u8], &'static [u8]>,
     staged: redb::Table<'t, &'static [u8], &'static [u8]>,
@@ -85,6 +91,9 @@ pub type StoredRow = (Vec<u8>, u64, Row);
 /// Raw key/value pairs of a table, for snapshots.
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// Stored rows by key, as raw bytes.
+type RawRows = BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// A stored row: its version (the log index that wrote it) and its values.
 pub fn encode_row(version: u64, row: &Row) -> Vec<u8> {
     let mut out = version.to_le_bytes().to_vec();
@@ -105,6 +114,11 @@ pub struct Store {
     /// The epoch a split's fence raised the replica to (0 if none did): write sets computed
     /// at an older one are refused.
     epoch: AtomicU64,
+    /// The primary key an `ALTER TABLE ... ADD PRIMARY KEY` gave the rows (`Control::Rekey`),
+    /// if one did: writes planned with another are refused.
+    primary_key: std::sync::RwLock<Option<Vec<usize>>>,
+    /// How many rows prepared transactions hold, as of the last applied batch.
+    locked_rows: AtomicU64,
 }
 
 impl Store {
@@ -132,15 +146,30 @@ impl Store {
             db,
             path: path.to_path_buf(),
             epoch: AtomicU64::new(0),
+            primary_key: std::sync::RwLock::new(None),
+            locked_rows: AtomicU64::new(0),
         };
         let epoch: Option<u64> = store.read_meta("epoch")?;
         store.epoch.store(epoch.unwrap_or(0), Ordering::Relaxed);
+        let locked = {
+            let txn = store.db.begin_read().map_err(|e| store.err(e))?;
+            let locks = txn.open_table(LOCKS).map_err(|e| store.err(e))?;
+            locks.len().map_err(|e| store.err(e))?
+        };
+        store.locked_rows.store(locked, Ordering::Relaxed);
+        let primary_key: Option<Option<Vec<usize>>> = store.read_meta("primary_key")?;
+        *store.primary_key.write().unwrap_or_else(|p| p.into_inner()) = primary_key.flatten();
         Ok(Arc::new(store))
     }
 
     /// The epoch a split fenced this replica at (0 if none did).
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// The primary key `ALTER TABLE ... ADD PRIMARY KEY` keyed the rows by, if it ran here.
+    pub fn primary_key(&self) -> Option<Vec<usize>> {
+        self.primary_key.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -240,9 +269,12 @@ impl Store {
         txn.set_durability(Durability::None).map_err(|e| self.err(e))?;
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut epoch = self.epoch();
+        let rekeyed;
+        let locked_rows;
         {
-            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             let mut t = Tables {
+                meta: txn.open_table(META).map_err(|e| self.err(e))?,
+                rekeyed: None,
                 rows: txn.open_table(ROWS).map_err(|e| self.err(e))?,
                 requests: txn.open_table(REQUESTS).map_err(|e| self.err(e))?,
                 staged: txn.open_table(STAGED).map_err(|e| self.err(e))?,
@@ -275,18 +307,24 @@ impl Store {
                 }
             }
             let applied = bincode::serialize(&last_applied).unwrap_or_default();
-            meta.insert("applied", applied.as_slice()).map_err(|e| self.err(e))?;
+            t.meta.insert("applied", applied.as_slice()).map_err(|e| self.err(e))?;
             if let Some(m) = membership {
                 let m = bincode::serialize(&m).unwrap_or_default();
-                meta.insert("membership", m.as_slice()).map_err(|e| self.err(e))?;
+                t.meta.insert("membership", m.as_slice()).map_err(|e| self.err(e))?;
             }
             if epoch != self.epoch() {
                 let e = bincode::serialize(&epoch).unwrap_or_default();
-                meta.insert("epoch", e.as_slice()).map_err(|e| self.err(e))?;
+                t.meta.insert("epoch", e.as_slice()).map_err(|e| self.err(e))?;
             }
+            rekeyed = t.rekeyed.take();
+            locked_rows = t.locks.len().map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))?;
         self.epoch.fetch_max(epoch, Ordering::Relaxed);
+        self.locked_rows.store(locked_rows, Ordering::Relaxed);
+        if let Some(pk) = rekeyed {
+            *self.primary_key.write().unwrap_or_else(|p| p.into_inner()) = Some(pk);
+        }
         Ok(outcomes)
     }
 
@@ -320,12 +358,31 @@ impl Store {
         }
         match &ws.control {
             None | Some(Control::Prepare { .. } | Control::Decide { .. } | Control::Finish { .. }) => {}
-            Some(Control::Fence) => {
-                // Prepared writes could no longer commit once rows have left: the split tries
-                // again when they are decided.
+            Some(Control::Rekey { primary_key }) => {
                 if !t.prepared.is_empty().map_err(|e| self.err(e))? {
                     return Ok(ApplyOutcome::Locked);
                 }
+                let Some(rekeyed) = self.rekeyed_rows(t, primary_key)? else {
+                    return Ok(ApplyOutcome::Conflict);
+                };
+                t.rows.retain(|_, _| false).map_err(|e| self.err(e))?;
+                for (k, v) in &rekeyed {
+                    t.rows.insert(k.as_slice(), v.as_slice()).map_err(|e| self.err(e))?;
+                }
+                *epoch = ws.epoch;
+                let pk = bincode::serialize(&Some(primary_key.clone())).map_err(|e| self.err(e))?;
+                t.meta.insert("primary_key", pk.as_slice()).map_err(|e| self.err(e))?;
+                t.rekeyed = Some(primary_key.clone());
+                let record = index.to_le_bytes();
+                t.requests
+                    .insert(rid.as_slice(), record.as_slice())
+                    .map_err(|e| self.err(e))?;
+                return Ok(ApplyOutcome::Applied);
+            }
+            Some(Control::Fence) => {
+                // Transactions prepared before still commit or abort (their decisions ignore
+                // the epoch); no new one can prepare. The split reads the rows once they are
+                // all decided (`Replica::drain_prepared`).
                 *epoch = ws.epoch;
                 let record = index.to_le_bytes();
                 t.requests
@@ -399,6 +456,14 @@ impl Store {
             }
         }
         if let Some(Control::Prepare { txn, coordinator }) = &ws.control {
+            // Too late: this shard, the coordinator, decided the transaction already.
+            if t.decisions
+                .get(txn.to_be_bytes().as_slice())
+                .map_err(|e| self.err(e))?
+                .is_some()
+            {
+                return Ok(ApplyOutcome::Conflict);
+            }
             let mut writes = earlier;
             writes.extend(ws.writes.iter().cloned());
             let id = txn.to_be_bytes();
@@ -443,6 +508,23 @@ impl Store {
         Ok(())
     }
 
+    /// Every row under the key made of the `primary_key` columns, or `None` if two rows would
+    /// share one or a key value is null.
+    fn rekeyed_rows(&self, t: &Tables, primary_key: &[usize]) -> Result<Option<RawRows>, StoreError> {
+        let mut out = BTreeMap::new();
+        for item in t.rows.iter().map_err(|e| self.err(e))? {
+            let (_, v) = item.map_err(|e| self.err(e))?;
+            let (_, row) = decode_row(v.value()).ok_or_else(|| self.corrupt("a row", "undecodable"))?;
+            let Some(key) = primary_key_of(&row, primary_key) else {
+                return Ok(None);
+            };
+            if out.insert(key, v.value().to_vec()).is_some() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Removes a prepared transaction and the locks it holds, returning it.
     fn take_prepared(&self, t: &mut Tables, txn: TxnId) -> Result<Option<PreparedTxn>, StoreError> {
         let Some(bytes) = t
@@ -464,8 +546,19 @@ impl Store {
     /// `Control::Decide`: the outcome recorded first is the transaction's.
     fn decide(&self, t: &mut Tables, index: u64, txn: TxnId, commit: bool) -> Result<ApplyOutcome, StoreError> {
         let id = txn.to_be_bytes();
-        if let Some(d) = t.decisions.get(id.as_slice()).map_err(|e| self.err(e))? {
-            return Ok(if d.value().get(8) == Some(&1) {
+        let recorded = t
+            .decisions
+            .get(id.as_slice())
+            .map_err(|e| self.err(e))?
+            .map(|d| d.value().get(8) == Some(&1));
+        if let Some(committed) = recorded {
+            // Writes prepared here after the decision (a late prepare) follow it too.
+            if let Some(p) = self.take_prepared(t, txn)? {
+                if committed {
+                    self.write_rows(t, index, &p.writes)?;
+                }
+            }
+            return Ok(if committed {
                 ApplyOutcome::Committed
             } else {
                 ApplyOutcome::Aborted
@@ -493,6 +586,18 @@ impl Store {
             path: self.path.clone(),
             message: format!("{what}: {e}"),
         }
+    }
+
+    /// Whether a prepared transaction holds one of `keys` (as far as this replica has applied).
+    pub fn held<'k>(&self, mut keys: impl Iterator<Item = &'k [u8]>) -> Result<bool, StoreError> {
+        if self.locked_rows.load(Ordering::Relaxed) == 0 {
+            return Ok(false);
+        }
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let locks = txn.open_table(LOCKS).map_err(|e| self.err(e))?;
+        keys.try_fold(false, |held, key| {
+            Ok(held || locks.get(key).map_err(|e| self.err(e))?.is_some())
+        })
     }
 
     /// The prepared transactions this replica holds, with their coordinator shards.
@@ -559,6 +664,22 @@ impl Store {
             feed(v.value());
             count += 1;
         }
+        // The multi-shard transactions' state must agree as well (not counted as rows).
+        for def in [PREPARED, LOCKS, DECISIONS] {
+            feed(def.name().as_bytes());
+            for item in txn
+                .open_table(def)
+                .map_err(|e| self.err(e))?
+                .iter()
+                .map_err(|e| self.err(e))?
+            {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                feed(&(k.value().len() as u32).to_le_bytes());
+                feed(k.value());
+                feed(&(v.value().len() as u32).to_le_bytes());
+                feed(v.value());
+            }
+        }
         Ok((applied.map(|l| l.index), count, hash))
     }
 
@@ -591,6 +712,9 @@ impl Store {
             .and_then(|b| bincode::deserialize(&b).ok())
             .unwrap_or_default();
         let epoch: u64 = get("epoch")?.and_then(|b| bincode::deserialize(&b).ok()).unwrap_or(0);
+        let primary_key: Option<Vec<usize>> = get("primary_key")?
+            .and_then(|b| bincode::deserialize::<Option<Vec<usize>>>(&b).ok())
+            .flatten();
         let meta = snapshot_meta(applied, membership);
         let data = SnapshotData {
             rows,
@@ -600,6 +724,7 @@ impl Store {
             locks,
             decisions,
             epoch,
+            primary_key,
             meta: meta.clone(),
         };
         let bytes = bincode::serialize(&data).map_err(|e| self.err(e))?;
@@ -636,11 +761,24 @@ impl Store {
             meta.insert("membership", m.as_slice()).map_err(|e| self.err(e))?;
             let e = bincode::serialize(&data.epoch).unwrap_or_default();
             meta.insert("epoch", e.as_slice()).map_err(|e| self.err(e))?;
+            let pk = bincode::serialize(&data.primary_key).unwrap_or_default();
+            meta.insert("primary_key", pk.as_slice()).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))?;
         self.epoch.store(data.epoch, Ordering::Relaxed);
+        self.locked_rows.store(data.locks.len() as u64, Ordering::Relaxed);
+        *self.primary_key.write().unwrap_or_else(|p| p.into_inner()) = data.primary_key;
         Ok(())
     }
+}
+
+/// The encoded key of `row` made of the `primary_key` columns; `None` if one is null.
+pub fn primary_key_of(row: &Row, primary_key: &[usize]) -> Option<Vec<u8>> {
+    let values: Option<Vec<&tessera_types::Value>> = primary_key
+        .iter()
+        .map(|i| row.get(*i).filter(|v| !v.is_null()))
+        .collect();
+    Some(tessera_types::key::encode_key(&values?))
 }
 
 /// Drops the records of `table` (values starting with the log index that wrote them) older
@@ -672,6 +810,8 @@ struct SnapshotData {
     decisions: Pairs,
     /// The epoch a split fenced the replica at.
     epoch: u64,
+    /// The primary key `Control::Rekey` keyed the rows by.
+    primary_key: Option<Vec<usize>>,
     meta: SnapshotMeta,
 }
 

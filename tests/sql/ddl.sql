@@ -101,3 +101,30 @@ CREATE TABLE tuned (id INT PRIMARY KEY, v TEXT) WITH (fillfactor = 90);
 INSERT INTO tuned VALUES (1, 'a');
 SELECT * FROM tuned;
 DROP TABLE tuned;
+
+-- A primary key added to a table without one (as pgbench -i does after loading): refused
+-- while two rows share a key or a key value is null, and the table is unchanged; then added,
+-- after which it is enforced.
+CREATE TABLE keyless (id INT, note TEXT);
+INSERT INTO keyless VALUES (1, 'a'), (2, 'b'), (2, 'twice');
+-- error 23505 two rows share the key 2
+ALTER TABLE keyless ADD PRIMARY KEY (id);
+DELETE FROM keyless WHERE note = 'twice';
+INSERT INTO keyless VALUES (NULL, 'none');
+-- error 23502 a null key value
+ALTER TABLE keyless ADD PRIMARY KEY (id);
+DELETE FROM keyless WHERE id IS NULL;
+SELECT * FROM keyless ORDER BY id;
+ALTER TABLE keyless ADD PRIMARY KEY (id);
+-- error 23505 the key is enforced
+INSERT INTO keyless VALUES (1, 'again');
+-- error 23502 and its column is NOT NULL
+INSERT INTO keyless VALUES (NULL, 'none');
+INSERT INTO keyless VALUES (3, 'c');
+UPDATE keyless SET note = 'B' WHERE id = 2;
+SELECT * FROM keyless ORDER BY id;
+-- error 42P16 a second primary key
+ALTER TABLE keyless ADD PRIMARY KEY (note);
+-- error 42P01
+ALTER TABLE nosuch ADD PRIMARY KEY (id);
+DROP TABLE keyless;

@@ -262,7 +262,16 @@ impl Conn {
     }
 
     /// Runs `fut` unless a cancel request for this session arrives first.
-    async fn cancellable<T>(&self, fut: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    /// Runs a statement until a cancel request arrives; a COMMIT is not cancelled (once its
+    /// shards begin to commit, the outcome must be the client's answer).
+    async fn cancellable<T>(
+        &self,
+        stmt: &ast::Statement,
+        fut: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        if crate::dispatch::is_commit(stmt) {
+            return fut.await;
+        }
         let mut rx = self.cancel.subscribe();
         rx.borrow_and_update();
         tokio::select! {
@@ -578,7 +587,7 @@ impl SimpleQueryHandler for Conn {
         let mut failed = false;
         for stmt in &statements {
             let ran = self
-                .cancellable(self.shared.dispatcher.run(&mut session, stmt, &Params::none()))
+                .cancellable(stmt, self.shared.dispatcher.run(&mut session, stmt, &Params::none()))
                 .await;
             let ran = match ran {
                 Ok(r) => r,
@@ -939,7 +948,10 @@ impl ExtendedQueryHandler for Conn {
             }
         };
         let ran = self
-            .cancellable(self.shared.dispatcher.run(&mut session, stmt, &Params::Values(values)))
+            .cancellable(
+                stmt,
+                self.shared.dispatcher.run(&mut session, stmt, &Params::Values(values)),
+            )
             .await;
         let mut ran = match ran {
             Ok(r) => r,

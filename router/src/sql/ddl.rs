@@ -96,25 +96,7 @@ pub fn bind_create_table(ctx: &Ctx, ct: &ast::CreateTable) -> Result<DdlRequest>
                     return Err(multiple_pk(&name));
                 }
                 pk_declared = true;
-                for ic in &pk.columns {
-                    let ast::Expr::Identifier(id) = &ic.column.expr else {
-                        return Err(Error::Unsupported(
-                            "primary keys on expressions are not supported".into(),
-                        ));
-                    };
-                    let n = ident(id);
-                    let i = columns
-                        .iter()
-                        .position(|c| c.name == n)
-                        .ok_or_else(|| Error::UndefinedColumn(format!("{n}\" named in key")))?;
-                    if primary_key.contains(&i) {
-                        return Err(Error::Exec(tessera_types::ExecError::other(
-                            "42701",
-                            format!("column \"{n}\" appears twice in primary key constraint"),
-                        )));
-                    }
-                    primary_key.push(i);
-                }
+                primary_key = key_columns(pk, &columns)?;
             }
             ast::TableConstraint::Unique(_) => {
                 return Err(Error::Unsupported(
@@ -180,6 +162,55 @@ pub fn bind_create_table(ctx: &Ctx, ct: &ast::CreateTable) -> Result<DdlRequest>
         partitioning,
         replicas,
         if_not_exists: ct.if_not_exists,
+    })
+}
+
+/// The positions in `columns` of a PRIMARY KEY constraint's columns.
+fn key_columns(pk: &ast::PrimaryKeyConstraint, columns: &[ColumnDef]) -> Result<Vec<usize>> {
+    let mut key = Vec::new();
+    for ic in &pk.columns {
+        let ast::Expr::Identifier(id) = &ic.column.expr else {
+            return Err(Error::Unsupported(
+                "primary keys on expressions are not supported".into(),
+            ));
+        };
+        let n = ident(id);
+        let i = columns
+            .iter()
+            .position(|c| c.name == n)
+            .ok_or_else(|| Error::UndefinedColumn(format!("{n}\" named in key")))?;
+        if key.contains(&i) {
+            return Err(Error::Exec(tessera_types::ExecError::other(
+                "42701",
+                format!("column \"{n}\" appears twice in primary key constraint"),
+            )));
+        }
+        key.push(i);
+    }
+    Ok(key)
+}
+
+/// `ALTER TABLE name ADD [CONSTRAINT c] PRIMARY KEY (columns)`, the one ALTER TABLE there is.
+pub fn bind_alter_table(ctx: &Ctx, at: &ast::AlterTable) -> Result<DdlRequest> {
+    let name = plain_name(&at.name)?;
+    let [ast::AlterTableOperation::AddConstraint {
+        constraint: ast::TableConstraint::PrimaryKey(pk),
+        ..
+    }] = at.operations.as_slice()
+    else {
+        return Err(Error::Unsupported(
+            "ALTER TABLE is not supported yet, except ADD PRIMARY KEY".into(),
+        ));
+    };
+    let Some(table) = ctx.map.table_by_name(&name) else {
+        return Err(Error::UndefinedTable(name));
+    };
+    if !table.primary_key.is_empty() {
+        return Err(multiple_pk(&name));
+    }
+    Ok(DdlRequest::AddPrimaryKey {
+        table: name,
+        columns: key_columns(pk, &table.columns)?,
     })
 }
 

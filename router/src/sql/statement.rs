@@ -7,7 +7,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
 
 use crate::error::{Error, Result};
-use crate::sql::ddl::{bind_create_table, bind_drop};
+use crate::sql::ddl::{bind_alter_table, bind_create_table, bind_drop};
 use crate::sql::dml::{bind_delete, bind_insert, bind_update};
 use crate::sql::expr::Ctx;
 use crate::sql::names::{ident, object_parts};
@@ -242,6 +242,10 @@ pub fn bind(ctx: &Ctx, stmt: &ast::Statement) -> Result<Bound> {
         S::CreateTable(ct) => Bound::Ddl {
             request: bind_create_table(ctx, ct)?,
             tag: "CREATE TABLE",
+        },
+        S::AlterTable(at) => Bound::Ddl {
+            request: bind_alter_table(ctx, at)?,
+            tag: "ALTER TABLE",
         },
         S::CreateUser(_) => return Err(create_user_unsupported()),
         S::CreateRole(cr) => Bound::Ddl {

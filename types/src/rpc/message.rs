@@ -152,6 +152,18 @@ pub enum Request {
         kept: Arc<TableLayout>,
     },
 
+    /// `ALTER TABLE ... ADD PRIMARY KEY`, on the primary of each of the table's shards: fence
+    /// the shard at `epoch` (writes planned before are refused from then on), check that the
+    /// rows' new keys (`layout.primary_key`) are unique and not null, and unless `check_only`,
+    /// store every row under its new key. Repeatable under the same request id.
+    Rekey {
+        shard: ShardId,
+        epoch: u64,
+        request_id: RequestId,
+        layout: Arc<TableLayout>,
+        check_only: bool,
+    },
+
     /// The state of every replica a node hosts (for `tessera.replicas`).
     NodeStatus,
     /// A checksum of every replica's rows on a node (for `tessera.checksums`).
@@ -255,6 +267,11 @@ pub enum DdlRequest {
     DropTable {
         names: Vec<String>,
         if_exists: bool,
+    },
+    /// `ALTER TABLE name ADD PRIMARY KEY (columns)` on a table that has none.
+    AddPrimaryKey {
+        table: String,
+        columns: Vec<usize>,
     },
     CreateRoles {
         roles: Vec<Role>,
@@ -372,6 +389,10 @@ pub enum RpcError {
     /// The sender's placement epoch is older than the node's.
     #[error("stale placement for shard {shard}: epoch {sent} < {current}")]
     StaleEpoch { shard: ShardId, sent: u64, current: u64 },
+    /// The statement was planned with another primary key than the shard's rows now have
+    /// (`ALTER TABLE ... ADD PRIMARY KEY` ran in between): plan it again.
+    #[error("the primary key of the table of shard {shard} changed since the statement was planned")]
+    LayoutChanged { shard: ShardId },
     /// The transaction is gone (the node restarted or it timed out).
     #[error("transaction {txn} is no longer open on shard {shard}")]
     TxnGone { shard: ShardId, txn: TxnId },

@@ -25,6 +25,11 @@ use crate::state::Command;
 /// How long a shard may take to fence, check or re-key its rows.
 const REKEY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How far past a shard's epoch its fence goes: replica changes that finish meanwhile raise the
+/// map's epoch by one each, and must not reach the fence's, which only a map that has the new
+/// key may (routers that meet the fence then plan again with the key).
+const FENCE_GAP: u64 = 16;
+
 fn refuse(code: &str, message: String) -> RpcError {
     RpcError::Exec(ExecError::other(code, message))
 }
@@ -67,7 +72,7 @@ impl Catalog {
         keyed.primary_key = columns.clone();
         // The high half marks a catalog request; the fence takes this id, the re-keying the next.
         let request_id: RequestId = (u128::from(u64::MAX - 1) << 64) | (u128::from(now_ms()) << 8);
-        let epochs: Vec<_> = shards.iter().map(|s| (s.id, s.epoch + 1)).collect();
+        let epochs: Vec<_> = shards.iter().map(|s| (s.id, s.epoch + FENCE_GAP)).collect();
         for check_only in [true, false] {
             for (shard, (_, epoch)) in shards.iter().zip(&epochs) {
                 let request = Request::Rekey {

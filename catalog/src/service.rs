@@ -661,7 +661,16 @@ pub struct CatalogService {
 impl Service for CatalogService {
     fn handle(self: Arc<Self>, _conn: ConnId, request: Request, reply: Responder) -> BoxFuture {
         Box::pin(async move {
-            let result = self.catalog.handle_request(request).await;
+            let result = if matches!(request, Request::Ddl(_)) {
+                // A schema change runs to its end even if its caller goes away: a half-done
+                // ALTER TABLE would leave shards fenced.
+                let catalog = self.catalog.clone();
+                tokio::spawn(async move { catalog.handle_request(request).await })
+                    .await
+                    .unwrap_or_else(|e| Err(RpcError::internal(e)))
+            } else {
+                self.catalog.handle_request(request).await
+            };
             reply.finish(result);
         })
     }

@@ -318,6 +318,12 @@ impl CatalogState {
                 epochs,
             } => {
                 if let Some(t) = self.map.tables.get_mut(&table) {
+                    if !primary_key.is_empty() && !t.primary_key.is_empty() && t.primary_key != primary_key {
+                        return Err(err(
+                            "42P16",
+                            format!("multiple primary keys for table \"{}\" are not allowed", t.name),
+                        ));
+                    }
                     for &i in &primary_key {
                         if let Some(c) = t.columns.get_mut(i) {
                             c.not_null = true;

@@ -238,14 +238,14 @@ impl Executor {
                 }
                 Err(e @ RpcError::LayoutChanged { .. }) => {
                     // Planned with the table's old primary key: planned again with the new one
-                    // once the map has it (its epoch moves with it), until then tried again.
+                    // once the map has it, until then tried again.
                     let _ = self.routing.refresh().await;
                     if self
                         .routing
                         .current()
-                        .shards
-                        .get(&shard_id)
-                        .is_some_and(|s| s.epoch > planned.epoch)
+                        .tables
+                        .get(&planned.table)
+                        .is_some_and(|t| !t.primary_key.is_empty())
                     {
                         return Err(Error::MapChanged {
                             shard: planned.name.clone(),
@@ -876,7 +876,7 @@ impl Executor {
         }
         let decided = self
             .call_shard(planned(&map, *coordinator)?, true, &|shard| Request::Decide {
-                shard,
+                shard: unfenced(shard),
                 txn,
                 commit: true,
             })
@@ -918,7 +918,11 @@ impl Executor {
                 return;
             };
             if let Err(e) = self
-                .call_shard(p, true, &|shard| Request::Decide { shard, txn, commit })
+                .call_shard(p, true, &|shard| Request::Decide {
+                    shard: unfenced(shard),
+                    txn,
+                    commit,
+                })
                 .await
             {
                 warn!(shard = coordinator, txn, error = %e, "a multi-shard abort did not reach its coordinator; its shards settle it");
@@ -935,7 +939,11 @@ impl Executor {
                 return;
             };
             if let Err(e) = self
-                .call_shard(p, true, &|shard| Request::Finish { shard, txn, commit })
+                .call_shard(p, true, &|shard| Request::Finish {
+                    shard: unfenced(shard),
+                    txn,
+                    commit,
+                })
                 .await
             {
                 warn!(shard = *s, txn, commit, error = %e, "a shard did not confirm phase two of a multi-shard commit; it settles it itself");
@@ -968,6 +976,15 @@ impl Executor {
             }
         });
         futures::future::join_all(rollbacks).await;
+    }
+}
+
+/// A shard addressed without a placement epoch to check, for the decisions of a multi-shard
+/// commit: they do not depend on placement, and a split's fence waits for them.
+fn unfenced(shard: ShardRef) -> ShardRef {
+    ShardRef {
+        epoch: u64::MAX,
+        ..shard
     }
 }
 

@@ -530,9 +530,9 @@ impl Replica {
         fragment: WriteFragment,
     ) -> Result<WriteOutcome, RpcError> {
         self.ensure_leader()?;
-        if self.store.primary_key().is_some_and(|pk| pk != layout.primary_key) {
-            return Err(RpcError::LayoutChanged { shard: self.shard });
-        }
+        // Caught up first: a new primary must have applied a re-key its predecessor committed.
+        self.caught_up_as_leader().await?;
+        self.check_layout(&layout)?;
         self.writes.fetch_add(1, Ordering::Relaxed);
         match scope {
             TxnScope::Single => {
@@ -561,6 +561,8 @@ impl Replica {
                         }
                         return Ok(effect.outcome);
                     }
+                    // Again now that the writes are computed: a re-key may have applied since.
+                    self.check_layout(&layout)?;
                     if self.held(effect.writes.keys().map(Vec::as_slice))? {
                         if Instant::now() >= deadline {
                             return Err(held_rows());
@@ -612,7 +614,10 @@ impl Replica {
                 if txn.overlay.is_empty() {
                     self.caught_up_as_leader().await?;
                 }
-                let effect = self.compute(layout, fragment, Some(txn.overlay.clone())).await?;
+                let effect = self
+                    .compute(layout.clone(), fragment, Some(txn.overlay.clone()))
+                    .await?;
+                self.check_layout(&layout)?;
                 merge_into(&mut txn.overlay, effect.writes);
                 txn.last_used = Instant::now();
                 Ok(effect.outcome)
@@ -712,6 +717,15 @@ impl Replica {
         }
     }
 
+    /// Refuses a write planned with another primary key than `ALTER TABLE ... ADD PRIMARY KEY`
+    /// gave this shard's rows (its keys would be made of the wrong columns).
+    fn check_layout(&self, layout: &TableLayout) -> Result<(), RpcError> {
+        match self.store.primary_key() {
+            Some(pk) if pk != layout.primary_key => Err(RpcError::LayoutChanged { shard: self.shard }),
+            _ => Ok(()),
+        }
+    }
+
     fn held<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) -> Result<bool, RpcError> {
         self.store.held(keys).map_err(RpcError::internal)
     }
@@ -786,15 +800,23 @@ impl Replica {
             control: Some(control),
         };
         let bytes = bincode::serialized_size(&ws).unwrap_or(u64::MAX);
-        match self.proposer.propose(ws, bytes).await? {
+        let outcome = self.proposer.propose(ws, bytes).await?;
+        self.must_apply(outcome, epoch, "the split")
+    }
+
+    /// What a set that must apply came to (a control set, a split's copy): applied, now or
+    /// before, is success; `what` names it in the error otherwise.
+    fn must_apply(&self, outcome: ApplyOutcome, epoch: u64, what: &str) -> Result<(), RpcError> {
+        match outcome {
             ApplyOutcome::Applied | ApplyOutcome::Duplicate => Ok(()),
             ApplyOutcome::Stale => Err(self.stale(epoch)),
             ApplyOutcome::Locked => Err(RpcError::internal(format!(
-                "shard {} holds a multi-shard transaction being committed; the split tries again",
+                "shard {} holds a multi-shard transaction being committed; {what} tries again",
                 self.shard
             ))),
             other => Err(RpcError::internal(format!(
-                "a split's control set was answered with {other:?}"
+                "{what} on shard {} was answered with {other:?}",
+                self.shard
             ))),
         }
     }
@@ -836,18 +858,8 @@ impl Replica {
             }),
         };
         let bytes = bincode::serialized_size(&ws).unwrap_or(u64::MAX);
-        match self.proposer.propose(ws, bytes).await? {
-            ApplyOutcome::Applied | ApplyOutcome::Duplicate => Ok(()),
-            ApplyOutcome::Stale => Err(self.stale(epoch)),
-            ApplyOutcome::Locked => Err(RpcError::internal(format!(
-                "shard {} holds a multi-shard transaction being committed; try again",
-                self.shard
-            ))),
-            other => Err(RpcError::internal(format!(
-                "the rows of shard {} could not take the new key ({other:?})",
-                self.shard
-            ))),
-        }
+        let outcome = self.proposer.propose(ws, bytes).await?;
+        self.must_apply(outcome, epoch, "ALTER TABLE")
     }
 
     /// The first step of a split on the shard being split: fences it at `epoch` (every write
@@ -944,15 +956,11 @@ impl Replica {
         };
         let bytes = bincode::serialized_size(&ws).unwrap_or(u64::MAX);
         match self.proposer.propose(ws, bytes).await? {
-            ApplyOutcome::Applied | ApplyOutcome::Duplicate => Ok(()),
-            ApplyOutcome::Stale => Err(self.stale(epoch)),
             ApplyOutcome::Conflict => Err(RpcError::internal(format!(
                 "shard {} cannot take the copied rows: a part is missing or a row exists already",
                 self.shard
             ))),
-            other => Err(RpcError::internal(format!(
-                "a split's rows were answered with {other:?}"
-            ))),
+            other => self.must_apply(other, epoch, "a split's copy"),
         }
     }
 

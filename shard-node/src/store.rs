@@ -362,6 +362,11 @@ impl Store {
                 if !t.prepared.is_empty().map_err(|e| self.err(e))? {
                     return Ok(ApplyOutcome::Locked);
                 }
+                // Keyed once; never again by other columns.
+                let current = t.rekeyed.clone().or_else(|| self.primary_key());
+                if current.is_some_and(|c| c != *primary_key) {
+                    return Ok(ApplyOutcome::Conflict);
+                }
                 let Some(rekeyed) = self.rekeyed_rows(t, primary_key)? else {
                     return Ok(ApplyOutcome::Conflict);
                 };

@@ -11,7 +11,7 @@ use crate::schema::{ClusterMap, ColumnDef, NodeId, Partitioning, ReplicaId, Role
 use crate::value::Row;
 
 /// Version of the framed protocol; both ends refuse a peer that speaks another.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Identifies a transaction a router opened on a shard.
 pub type TxnId = u64;

@@ -730,6 +730,19 @@ impl Replica {
         self.store.held(keys).map_err(RpcError::internal)
     }
 
+    /// Fences this shard at `epoch` (a split, a re-key) unless it already is, as its primary,
+    /// then waits for the transactions prepared before the fence to be decided: from then on
+    /// its rows change no more.
+    async fn fenced_at(&self, epoch: u64, request_id: RequestId) -> Result<(), RpcError> {
+        if self.store.epoch() < epoch {
+            self.propose_control(request_id, epoch, Control::Fence).await?;
+        } else {
+            self.ensure_leader()?;
+            self.caught_up_as_leader().await?;
+        }
+        self.drain_prepared().await
+    }
+
     /// Waits until every transaction prepared here is decided (after a fence, when no new one
     /// can prepare; they are decided within milliseconds, or settled within seconds).
     async fn drain_prepared(&self) -> Result<(), RpcError> {
@@ -832,13 +845,7 @@ impl Replica {
         layout: Arc<TableLayout>,
         check_only: bool,
     ) -> Result<(), RpcError> {
-        if self.store.epoch() < epoch {
-            self.propose_control(request_id, epoch, Control::Fence).await?;
-        } else {
-            self.ensure_leader()?;
-            self.caught_up_as_leader().await?;
-        }
-        self.drain_prepared().await?;
+        self.fenced_at(epoch, request_id).await?;
         let store = self.store.clone();
         let checked = layout.clone();
         tokio::task::spawn_blocking(move || check_keys(&store, &checked))
@@ -874,13 +881,7 @@ impl Replica {
         batch_rows: usize,
         tx: mpsc::Sender<Response>,
     ) -> Result<(), RpcError> {
-        if self.store.epoch() < epoch {
-            self.propose_control(request_id, epoch, Control::Fence).await?;
-        } else {
-            self.ensure_leader()?;
-            self.caught_up_as_leader().await?;
-        }
-        self.drain_prepared().await?;
+        self.fenced_at(epoch, request_id).await?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || -> Result<(), RpcError> {
             let reader = store.reader().map_err(RpcError::internal)?;

@@ -260,7 +260,7 @@ impl ShardPeer {
 
 /// The most bytes of entries one AppendEntries carries (a single larger entry goes alone): small
 /// enough to be written and fsynced by a busy follower within a heartbeat interval.
-const APPEND_BYTES: u64 = 2 << 20;
+const APPEND_BYTES: u64 = 1 << 20;
 
 /// How many of `entries` (at least one) fit in one AppendEntries message of `APPEND_BYTES`.
 fn entries_that_fit(entries: &[openraft::Entry<ShardRaft>]) -> usize {

@@ -96,9 +96,18 @@ type RawRows = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// A stored row: its version (the log index that wrote it) and its values.
 pub fn encode_row(version: u64, row: &Row) -> Vec<u8> {
-    let mut out = version.to_le_bytes().to_vec();
-    out.extend(bincode::serialize(row).unwrap_or_default());
+    let size = bincode::serialized_size(row).unwrap_or(0) as usize;
+    let mut out = Vec::with_capacity(8 + size);
+    out.extend_from_slice(&version.to_le_bytes());
+    if bincode::serialize_into(&mut out, row).is_err() {
+        out.truncate(8);
+    }
     out
+}
+
+/// The version of a stored row, without decoding its values.
+fn stored_version(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
 }
 
 pub fn decode_row(bytes: &[u8]) -> Option<(u64, Row)> {
@@ -447,6 +456,14 @@ impl Store {
             }
         };
         let any_locks = !t.locks.is_empty().map_err(|e| self.err(e))?;
+        let prepare = matches!(ws.control, Some(Control::Prepare { .. }));
+        if !any_locks && !prepare {
+            // The common case: each row checked as it is written.
+            if !self.write_expected(t, index, earlier.iter().chain(&ws.writes))? {
+                return Ok(ApplyOutcome::Conflict);
+            }
+            return self.remember(t, index, &rid, &ws.outcome);
+        }
         for w in earlier.iter().chain(&ws.writes) {
             let current = t
                 .rows
@@ -489,12 +506,60 @@ impl Store {
             self.write_rows(t, index, &earlier)?;
             self.write_rows(t, index, &ws.writes)?;
         }
+        self.remember(t, index, &rid, &ws.outcome)
+    }
+
+    /// Records an applied request with the outcome its statement reported.
+    fn remember(
+        &self,
+        t: &mut Tables,
+        index: u64,
+        rid: &[u8],
+        outcome: &WriteOutcome,
+    ) -> Result<ApplyOutcome, StoreError> {
         let mut record = index.to_le_bytes().to_vec();
-        record.extend(bincode::serialize(&ws.outcome).map_err(|e| self.err(e))?);
-        t.requests
-            .insert(rid.as_slice(), record.as_slice())
-            .map_err(|e| self.err(e))?;
+        record.extend(bincode::serialize(outcome).map_err(|e| self.err(e))?);
+        t.requests.insert(rid, record.as_slice()).map_err(|e| self.err(e))?;
         Ok(ApplyOutcome::Applied)
+    }
+
+    /// Writes `writes` (each key at most once) if every row is at the version its write
+    /// expects, checking each as it is written: one B-tree walk per row where reading first
+    /// takes two. At the first mismatch it puts back what it changed and answers false.
+    fn write_expected<'w>(
+        &self,
+        t: &mut Tables,
+        index: u64,
+        writes: impl Iterator<Item = &'w KeyWrite>,
+    ) -> Result<bool, StoreError> {
+        let mut undo: Vec<(&[u8], Option<Vec<u8>>)> = Vec::new();
+        for w in writes {
+            let old = match &w.row {
+                Some(row) => t
+                    .rows
+                    .insert(w.key.as_slice(), encode_row(index, row).as_slice())
+                    .map_err(|e| self.err(e))?
+                    .map(|g| g.value().to_vec()),
+                None => t
+                    .rows
+                    .remove(w.key.as_slice())
+                    .map_err(|e| self.err(e))?
+                    .map(|g| g.value().to_vec()),
+            };
+            let expected = old.as_deref().and_then(stored_version) == w.expected;
+            undo.push((w.key.as_slice(), old));
+            if !expected {
+                for (key, old) in undo.into_iter().rev() {
+                    match old {
+                        Some(v) => t.rows.insert(key, v.as_slice()).map(drop),
+                        None => t.rows.remove(key).map(drop),
+                    }
+                    .map_err(|e| self.err(e))?;
+                }
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn write_rows(&self, t: &mut Tables, index: u64, writes: &[KeyWrite]) -> Result<(), StoreError> {
@@ -839,6 +904,21 @@ impl RowsReader {
             return Ok(None);
         };
         decode_row(v.value()).map(Some).ok_or_else(|| StoreError::Corrupt {
+            path: self.path.clone(),
+            message: "undecodable row".into(),
+        })
+    }
+
+    /// The version of the row stored under `key`, if there is one, without decoding it.
+    pub fn version(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        let Some(v) = self.table.get(key).map_err(|e| StoreError::Redb {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?
+        else {
+            return Ok(None);
+        };
+        stored_version(v.value()).map(Some).ok_or_else(|| StoreError::Corrupt {
             path: self.path.clone(),
             message: "undecodable row".into(),
         })

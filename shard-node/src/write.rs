@@ -44,6 +44,31 @@ impl Ctx<'_> {
         })
     }
 
+    /// Puts `row` under `key` if no row is there as the statement sees it (its own writes
+    /// included), answering whether it did: a plain INSERT's check, which needs the stored
+    /// row's version but not its values.
+    fn insert_new(&mut self, key: Vec<u8>, row: &Row) -> Result<bool, ScanError> {
+        let (expected, exists) = match self.txn.and_then(|t| t.get(&key)) {
+            Some(p) => (p.expected, p.row.is_some()),
+            None => {
+                let version = self.reader.version(&key)?;
+                (version, version.is_some())
+            }
+        };
+        match self.writes.entry(key) {
+            // Only inserted rows are in a plain INSERT's own writes.
+            std::collections::btree_map::Entry::Occupied(_) => Ok(false),
+            std::collections::btree_map::Entry::Vacant(_) if exists => Ok(false),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(Pending {
+                    expected,
+                    row: Some(row.clone()),
+                });
+                Ok(true)
+            }
+        }
+    }
+
     fn put(&mut self, key: Vec<u8>, expected: Option<u64>, row: Option<Row>) {
         match self.writes.get_mut(&key) {
             Some(p) => p.row = row,
@@ -146,6 +171,16 @@ pub fn compute(
                     return Err(ExecError::other("XX000", "a row was routed to a shard that does not hold it").into());
                 }
                 let key = row_key(layout, row).unwrap_or_else(hidden_row_id);
+                if on_conflict.is_none() {
+                    if !ctx.insert_new(key, row)? {
+                        return Err(ctx.duplicate(row).into());
+                    }
+                    if let Some(r) = returning(ret, row)? {
+                        outcome.returning.push(r);
+                    }
+                    outcome.count += 1;
+                    continue;
+                }
                 let (expected, existing) = ctx.lookup(&key)?;
                 let final_row = match (existing, on_conflict) {
                     (None, _) => row.clone(),

@@ -92,6 +92,12 @@ where
 {
     /// Opens (or creates) the log in `dir` and replays it.
     pub fn open(dir: &Path, sync: SyncMode) -> Result<Wal<C>, WalError> {
+        Self::open_with_segment_bytes(dir, sync, writer::SEGMENT_BYTES)
+    }
+
+    /// `open`, rotating segments past `segment_bytes` instead of `SEGMENT_BYTES` (for tests
+    /// of rotation that should not write hundreds of megabytes).
+    pub fn open_with_segment_bytes(dir: &Path, sync: SyncMode, segment_bytes: u64) -> Result<Wal<C>, WalError> {
         std::fs::create_dir_all(dir).map_err(|source| WalError::Io {
             path: dir.to_path_buf(),
             source,
@@ -101,14 +107,19 @@ where
             let weak = weak.clone();
             // `None` once every handle is gone: the writer then must not rotate, since an empty
             // checkpoint would replace segments that still hold acknowledged records.
+            // The state is copied under the lock and encoded after it, so that appends to
+            // other groups do not wait for a big checkpoint to be encoded.
             let checkpoint: writer::CheckpointFn = Box::new(move || {
                 let shared = weak.upgrade()?;
-                let groups = shared.groups.lock().unwrap_or_else(|p| p.into_inner());
-                Some(record::checkpoint_bytes::<C>(&groups))
+                let records = {
+                    let groups = shared.groups.lock().unwrap_or_else(|p| p.into_inner());
+                    record::checkpoint_records::<C>(&groups)
+                };
+                Some(record::checkpoint_bytes::<C>(&records))
             });
             Shared {
                 groups: Mutex::new(groups),
-                writer: Writer::start(dir.to_path_buf(), segments, sync, checkpoint),
+                writer: Writer::start(dir.to_path_buf(), segments, sync, segment_bytes, checkpoint),
             }
         });
         Ok(Wal { shared })

@@ -62,20 +62,29 @@ pub(crate) fn encode<C: RaftTypeConfig>(record: &Record<C>) -> Vec<u8> {
     out
 }
 
-/// The checkpoint that opens a new segment: every group's live state.
-pub(crate) fn checkpoint_bytes<C: RaftTypeConfig>(groups: &HashMap<GroupId, GroupState<C>>) -> Vec<u8>
+/// Every group's live state as checkpoint records, copied from `groups`: cheap when entries
+/// share their payloads, so the copy can be taken under the lock and encoded after it.
+pub(crate) fn checkpoint_records<C: RaftTypeConfig>(groups: &HashMap<GroupId, GroupState<C>>) -> Vec<Record<C>>
 where
     C::Entry: Clone,
 {
-    let mut out = Vec::new();
-    for (group, st) in groups {
-        out.extend(encode::<C>(&Record::Checkpoint {
+    groups
+        .iter()
+        .map(|(group, st)| Record::Checkpoint {
             group: *group,
             vote: st.vote.clone(),
             committed: st.committed.clone(),
             last_purged: st.last_purged.clone(),
             entries: st.entries.values().cloned().collect(),
-        }));
+        })
+        .collect()
+}
+
+/// The checkpoint that opens a new segment.
+pub(crate) fn checkpoint_bytes<C: RaftTypeConfig>(records: &[Record<C>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in records {
+        out.extend(encode::<C>(r));
     }
     out
 }

@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 use crate::record::{list_segments, segment_path};
 use crate::SyncMode;
 
-/// A segment is rotated past this size (or twice the live state, if larger).
-const SEGMENT_BYTES: u64 = 64 << 20;
+/// A segment is rotated past this size (or twice the live state, if larger). Rotation copies
+/// the live state (every unpurged entry) into the new segment while appends wait, so segments
+/// are big enough that a load of a million rows does not rotate.
+pub const SEGMENT_BYTES: u64 = 256 << 20;
 
 /// What to do once a write is durable.
 pub(crate) enum Completion {
@@ -66,14 +68,20 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub fn start(dir: PathBuf, segments: Vec<u64>, sync: SyncMode, checkpoint: CheckpointFn) -> Writer {
+    pub fn start(
+        dir: PathBuf,
+        segments: Vec<u64>,
+        sync: SyncMode,
+        segment_bytes: u64,
+        checkpoint: CheckpointFn,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         std::thread::Builder::new()
             .name("wal-writer".into())
             .spawn(move || {
-                if let Err(e) = run(&dir, segments, sync, checkpoint, rx, &c) {
+                if let Err(e) = run(&dir, segments, sync, segment_bytes, checkpoint, rx, &c) {
                     tracing::error!(dir = %dir.display(), error = %e, "write-ahead log writer failed; no further writes can be made durable");
                 }
             })
@@ -163,6 +171,7 @@ fn run(
     dir: &Path,
     segments: Vec<u64>,
     sync: SyncMode,
+    segment_bytes: u64,
     checkpoint: CheckpointFn,
     rx: mpsc::Receiver<Msg>,
     counters: &Counters,
@@ -174,7 +183,7 @@ fn run(
             None => open_segment(dir, 1)?,
         },
     };
-    let mut limit = SEGMENT_BYTES;
+    let mut limit = segment_bytes;
     let mut batch: Vec<Completion> = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut last_write = std::time::Instant::now();
@@ -247,7 +256,7 @@ fn run(
         if seg.size > limit && buf.is_empty() {
             if let Some(next) = rotate(dir, seg.seq + 1, &checkpoint)? {
                 seg = next;
-                limit = SEGMENT_BYTES.max(2 * seg.size);
+                limit = segment_bytes.max(2 * seg.size);
             }
         }
     }

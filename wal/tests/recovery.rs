@@ -16,7 +16,7 @@ use openraft::Vote;
 use tessera_wal::{SyncMode, Wal, WalError};
 
 fn open(dir: &Path) -> Wal<TestRaft> {
-    Wal::open(dir, SyncMode::Durable).expect("open the write-ahead log")
+    Wal::open_with_segment_bytes(dir, SyncMode::Durable, 64 << 20).expect("open the write-ahead log")
 }
 
 /// Group 1 with entries `1..=n` (one record each) and a vote, then a clean shutdown.

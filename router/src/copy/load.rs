@@ -24,8 +24,8 @@ use crate::sql::InsertPlan;
 
 /// Rows in one batch at most, and its approximate size in bytes at most: well under what one
 /// write may carry (`MAX_ENTRY_BYTES` on the nodes).
-const BATCH_ROWS: usize = 20_000;
-const BATCH_BYTES: usize = 2 << 20;
+const BATCH_ROWS: usize = 8_000;
+const BATCH_BYTES: usize = 512 << 10;
 /// Batches being written at once.
 const IN_FLIGHT: usize = 8;
 

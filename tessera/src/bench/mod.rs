@@ -270,6 +270,7 @@ async fn run_workloads(
 ) -> Result<Vec<Measurement>, BenchError> {
     let mut out = Vec::new();
     for workload in &args.workloads {
+        settle_disk().await;
         if workload == "copy" {
             progress(args, &format!("{system}: copy of {} rows", args.copy_rows));
             let before = fsyncs.map(|f| f());
@@ -294,6 +295,19 @@ async fn run_workloads(
         }
     }
     Ok(out)
+}
+
+/// Writes out the dirty pages the machine holds (`sync`) before a measurement, so that one
+/// system's leftover writeback (PostgreSQL's files after it stopped, the rows just loaded) is
+/// not charged to the next one's fsyncs.
+async fn settle_disk() {
+    let synced = tokio::task::spawn_blocking(|| std::process::Command::new("sync").status()).await;
+    if !matches!(synced, Ok(Ok(status)) if status.success()) {
+        say(
+            false,
+            "could not run sync before a measurement; figures may include earlier writeback",
+        );
+    }
 }
 
 /// One COPY FROM STDIN of `copy_rows` rows (`k, 'student k', k % 100`), generated as it is

@@ -14,6 +14,11 @@
 //! - a role with only an md5 verifier logs in over md5 but not SCRAM; a session's rights
 //!   follow its role's changes;
 //! - pg_roles and psql's `\\du` list the roles, and the roles survive a restart of the catalog;
+//! - ALTER USER changes a password; a rename clears the md5 verifier (md5 logins of the
+//!   renamed role then go through SCRAM, and a role that had only md5 has no password left);
+//! - pg_user lists the roles that may log in; an unknown name is offered the same SCRAM salt
+//!   every time; a `--auth trust` router lets a role in without a password but still refuses
+//!   one without LOGIN (28000);
 //! - a malformed answer to the SCRAM challenge gets 08P01, and the router goes on.
 
 use std::net::SocketAddr;
@@ -274,6 +279,93 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
         "psql's \\du: {du:?}"
     );
 
+    // ALTER USER is ALTER ROLE. A rename clears the md5 verifier, which is salted with the
+    // name: the renamed role logs in through md5 routers by SCRAM (its only verifier now), and
+    // a role that had only an md5 verifier has no password left.
+    run(
+        &admin,
+        "CREATE ROLE frank LOGIN PASSWORD 'frank-1';
+         ALTER USER frank PASSWORD 'frank-2';
+         ALTER ROLE frank RENAME TO grace;
+         ALTER ROLE dave RENAME TO dan",
+    )
+    .await;
+    retry_until("the renamed roles' logins", Duration::from_secs(10), || async {
+        let seen = (
+            login(scram_addr, "grace", "frank-2").await.err(),
+            login(md5_addr, "grace", "frank-2").await.err(),
+            login(scram_addr, "frank", "frank-2").await.err(),
+            login(md5_addr, "dan", "dave-1").await.err(),
+        );
+        match &seen {
+            (None, None, Some(gone), Some(no_password)) if gone == "28P01" && no_password == "28P01" => Ok(()),
+            _ => Err(format!(
+                "grace over SCRAM, grace over md5, frank, dan over md5: {seen:?}"
+            )),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&e));
+
+    // pg_user lists the roles that may log in.
+    let users: Vec<(String, bool)> = admin
+        .query("SELECT usename, usesuper FROM pg_user ORDER BY usename", &[])
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)))
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        users,
+        vec![
+            ("alice".into(), false),
+            ("dan".into(), false),
+            ("grace".into(), false),
+            ("tessera".into(), true)
+        ]
+    );
+
+    // An unknown name is offered the same salt every time, as a real role is, so that the
+    // challenge does not tell which names exist.
+    let (first, again) = (
+        scram_salt(scram_addr, "nobody").await,
+        scram_salt(scram_addr, "nobody").await,
+    );
+    assert_eq!(first, again, "the salt offered to an unknown name");
+    assert_ne!(
+        first,
+        scram_salt(scram_addr, "somebody").await,
+        "salts of two unknown names"
+    );
+    assert_eq!(
+        scram_salt(scram_addr, "grace").await,
+        scram_salt(scram_addr, "grace").await,
+        "a real role's salt"
+    );
+
+    // A trust router asks for no password, but still refuses a role without LOGIN.
+    let (mut trust, trust_addr) = password_router(&cluster, "trust");
+    start(&mut trust, trust_addr).await;
+    let grace = retry_until("grace through the trust router", Duration::from_secs(30), || async {
+        connect_as(trust_addr, "grace", None, "tessera")
+            .await
+            .map_err(|e| describe_error(&e))
+    })
+    .await
+    .unwrap_or_else(|e| fail(&e));
+    let user: String = grace
+        .query_one("SELECT current_user", &[])
+        .await
+        .unwrap_or_else(|e| fail(&describe_error(&e)))
+        .get(0);
+    assert_eq!(user, "grace");
+    let bob = connect_as(trust_addr, "bob", None, "tessera").await;
+    assert_eq!(
+        bob.err().and_then(|e| sqlstate(&e).map(String::from)).as_deref(),
+        Some("28000"),
+        "bob has no LOGIN"
+    );
+
     // Roles are the catalog's: they survive its restart; a dropped one no longer logs in.
     cluster.kill_catalog(0);
     cluster.restart_catalog(0).await;
@@ -313,6 +405,51 @@ async fn read_message(stream: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
         .await
         .unwrap_or_else(|e| fail(&e.to_string()));
     (head[0], body)
+}
+
+/// Starts a SCRAM login as `user` and returns the salt of the server's first message.
+async fn scram_salt(addr: SocketAddr, user: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let params = format!("user\0{user}\0database\0tessera\0\0");
+    let mut startup = ((8 + params.len()) as i32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&196_608i32.to_be_bytes());
+    startup.extend_from_slice(params.as_bytes());
+    stream
+        .write_all(&startup)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let (kind, body) = read_message(&mut stream).await;
+    assert_eq!(
+        (kind, body.get(..4)),
+        (b'R', Some(&10i32.to_be_bytes()[..])),
+        "an AuthenticationSASL request"
+    );
+    let client_first = b"n,,n=,r=0123456789abcdefghijklmn";
+    let mut body = b"SCRAM-SHA-256\0".to_vec();
+    body.extend_from_slice(&(client_first.len() as i32).to_be_bytes());
+    body.extend_from_slice(client_first);
+    let mut message = vec![b'p'];
+    message.extend_from_slice(&((4 + body.len()) as i32).to_be_bytes());
+    message.extend_from_slice(&body);
+    stream
+        .write_all(&message)
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let (kind, body) = read_message(&mut stream).await;
+    assert_eq!(
+        (kind, body.get(..4)),
+        (b'R', Some(&11i32.to_be_bytes()[..])),
+        "an AuthenticationSASLContinue: {body:?}"
+    );
+    let server_first = String::from_utf8_lossy(&body[4..]).into_owned();
+    server_first
+        .split(',')
+        .find_map(|part| part.strip_prefix("s="))
+        .map(String::from)
+        .unwrap_or_else(|| fail(&format!("no salt in {server_first}")))
 }
 
 /// Starts a login as `tessera`, answers the SASL challenge with a plain password message, and

@@ -19,7 +19,9 @@
 //! - pg_user lists the roles that may log in; an unknown name is offered the same SCRAM salt
 //!   every time; a `--auth trust` router lets a role in without a password but still refuses
 //!   one without LOGIN (28000);
-//! - a malformed answer to the SCRAM challenge gets 08P01, and the router goes on.
+//! - a malformed answer to the SCRAM challenge gets 08P01, and the router goes on;
+//! - asyncpg (its own SCRAM and md5) and psycopg 3 (libpq) log in over both methods and get
+//!   28P01 for a wrong password (`tests/python/password_test.py`, run with `$TESSERA_PYTHON`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,6 +31,7 @@ use tessera_tests::client::connect_as;
 use tessera_tests::net::{free_local_addr, wait_for_tcp};
 use tessera_tests::process::ManagedProcess;
 use tessera_tests::psql::psql_conninfo;
+use tessera_tests::script::{client_program, python_with, run_checked, SCRIPT_TIMEOUT};
 use tessera_tests::{describe_error, retry_until, sqlstate, Cluster, ClusterOptions};
 use tokio_postgres::Client;
 
@@ -388,6 +391,18 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
     login(scram_addr, "tessera", SUPERUSER_PASSWORD)
         .await
         .unwrap_or_else(|e| fail(&format!("a login after the malformed one: {e}")));
+
+    // Drivers with SCRAM and md5 code of their own (asyncpg) and libpq's (psycopg 3).
+    let python = python_with(&["asyncpg", "psycopg"]).await;
+    let mut command = tokio::process::Command::new(&python);
+    command
+        .arg("-u")
+        .arg(client_program("python", "password_test.py"))
+        .env("TESSERA_ROUTER_ADDR", scram_addr.to_string())
+        .env("TESSERA_MD5_ROUTER_ADDR", md5_addr.to_string())
+        .env("TESSERA_USER", "tessera")
+        .env("TESSERA_PASSWORD", SUPERUSER_PASSWORD);
+    run_checked(command, "tests/python/password_test.py", SCRIPT_TIMEOUT).await;
 }
 
 /// One backend message: its type byte and body.

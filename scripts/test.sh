@@ -7,7 +7,8 @@
 #      venv, a JDK and pgjdbc for the JDBC driver test), a virtualenv under the target
 #      directory with the Python drivers the driver tests use (psycopg 3, psycopg2, asyncpg,
 #      SQLAlchemy 2; exported as TESSERA_PYTHON), the pgjdbc jar's path (exported as
-#      TESSERA_JDBC_JAR), and the rustfmt and clippy components;
+#      TESSERA_JDBC_JAR), Node with Debian's node-pg unpacked under the target directory
+#      (exported as TESSERA_NODE_PATH), and the rustfmt and clippy components;
 #   2. cargo fmt --check, then clippy with warnings as errors;
 #   3. builds the release binary the end-to-end tests start (exported as TESSERA_BIN) and,
 #      when a Docker engine is reachable, the Docker image from it (docker/build-image.sh,
@@ -101,6 +102,8 @@ has_jdk_program() {
     fi
 }
 { has_jdk_program javac && has_jdk_program java; } || packages+=(default-jdk-headless)
+# Node.js for the node-pg driver test (node-pg itself is unpacked below).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
 TESSERA_JDBC_JAR="${TESSERA_JDBC_JAR:-/usr/share/java/postgresql.jar}"
 [ -f "$TESSERA_JDBC_JAR" ] || packages+=(libpostgresql-jdbc-java)
 # Compose for the compose fault test, when there is a Docker engine to run it on.
@@ -159,6 +162,31 @@ print(f"psycopg {psycopg.__version__}, psycopg2 {psycopg2.__version__.split()[0]
 TESSERA_PYTHON="$python_venv/bin/python"
 export TESSERA_PYTHON
 echo "TESSERA_PYTHON: $TESSERA_PYTHON ($python_versions)"
+
+# node-pg for tests/tests/driver_node_pg.rs: Debian's package and the three it needs, unpacked
+# under the target directory rather than installed (their Debian dependencies want Debian's own
+# nodejs, which a machine with another Node cannot install), and exported as TESSERA_NODE_PATH.
+command -v node >/dev/null 2>&1 || fail "node is still missing after installing nodejs"
+node_root="$target_dir/node-pg"
+TESSERA_NODE_PATH="$node_root/usr/share/nodejs"
+if ! NODE_PATH="$TESSERA_NODE_PATH" node -e 'require("pg")' >/dev/null 2>&1; then
+    node_packages=(node-pg node-split2 node-xtend node-readable-stream)
+    debs="$(mktemp -d)"
+    echo "unpacking into $node_root: ${node_packages[*]}"
+    if ! (cd "$debs" && apt-get download "${node_packages[@]}"); then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+        (cd "$debs" && apt-get download "${node_packages[@]}") || fail "cannot download ${node_packages[*]}"
+    fi
+    mkdir -p "$node_root"
+    for deb in "$debs"/*.deb; do
+        dpkg-deb -x "$deb" "$node_root"
+    done
+    rm -rf "$debs"
+fi
+node_pg_version="$(NODE_PATH="$TESSERA_NODE_PATH" node -e 'console.log(require("pg/package.json").version)')" ||
+    fail "node-pg does not load from $TESSERA_NODE_PATH after unpacking it"
+export TESSERA_NODE_PATH
+echo "TESSERA_NODE_PATH: $TESSERA_NODE_PATH (node $(node --version), node-pg $node_pg_version)"
 
 # rustup component NAME provides `cargo SUBCOMMAND`.
 for pair in rustfmt:fmt clippy:clippy; do

@@ -208,6 +208,11 @@ impl Cluster {
         self.router_addr
     }
 
+    /// The router's process id, while it runs.
+    pub fn router_pid(&self) -> Option<u32> {
+        self.router.pid()
+    }
+
     /// Where the router serves the course's HTTP API.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr

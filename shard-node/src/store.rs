@@ -523,9 +523,11 @@ impl Store {
         Ok(ApplyOutcome::Applied)
     }
 
-    /// Writes `writes` (each key at most once) if every row is at the version its write
-    /// expects, checking each as it is written: one B-tree walk per row where reading first
-    /// takes two. At the first mismatch it puts back what it changed and answers false.
+    /// Writes `writes` if every row is at the version its write expects, checking each as it
+    /// is written: one B-tree walk per row where reading first takes two. At the first
+    /// mismatch it puts back what it changed and answers false. Each key must come at most
+    /// once (sets come from one overlay, its pieces, or one range scan of a split): a key
+    /// written twice would be checked against its first write and refused.
     fn write_expected<'w>(
         &self,
         t: &mut Tables,

@@ -138,6 +138,18 @@ async fn a_write_set_with_a_stale_expected_version_writes_nothing() {
         vec![ApplyOutcome::Applied]
     );
     assert_eq!(rows(&sm.store), vec![(b"a".to_vec(), 5, row(1, "a5"))]);
+
+    // A matching delete, then a mismatch: the deleted row is put back.
+    let undone = ws(6, vec![delete(b"a", Some(5)), put(b"b", Some(1), row(2, "b6"))]);
+    assert_eq!(
+        apply(&mut sm, vec![normal(6, undone)]).await,
+        vec![ApplyOutcome::Conflict]
+    );
+    assert_eq!(
+        rows(&sm.store),
+        vec![(b"a".to_vec(), 5, row(1, "a5"))],
+        "a refused set's delete must be undone"
+    );
 }
 
 #[tokio::test]

@@ -294,16 +294,28 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
     )
     .await;
     retry_until("the renamed roles' logins", Duration::from_secs(10), || async {
+        // Both renames are seen (an unknown name would get 28P01 too).
+        let renamed: i64 = admin
+            .query_one("SELECT count(*) FROM pg_roles WHERE rolname IN ('grace', 'dan')", &[])
+            .await
+            .map_err(|e| describe_error(&e))?
+            .get(0);
         let seen = (
+            renamed,
             login(scram_addr, "grace", "frank-2").await.err(),
             login(md5_addr, "grace", "frank-2").await.err(),
             login(scram_addr, "frank", "frank-2").await.err(),
             login(md5_addr, "dan", "dave-1").await.err(),
+            login(scram_addr, "dan", "dave-1").await.err(),
         );
         match &seen {
-            (None, None, Some(gone), Some(no_password)) if gone == "28P01" && no_password == "28P01" => Ok(()),
+            (2, None, None, Some(gone), Some(md5), Some(scram))
+                if gone == "28P01" && md5 == "28P01" && scram == "28P01" =>
+            {
+                Ok(())
+            }
             _ => Err(format!(
-                "grace over SCRAM, grace over md5, frank, dan over md5: {seen:?}"
+                "roles renamed, grace over SCRAM, grace over md5, frank, dan over md5, dan over SCRAM: {seen:?}"
             )),
         }
     })

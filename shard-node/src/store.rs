@@ -898,21 +898,16 @@ pub struct RowsReader {
 impl RowsReader {
     /// The row stored under `key`, with its version.
     pub fn get(&self, key: &[u8]) -> Result<Option<(u64, Row)>, StoreError> {
-        let Some(v) = self.table.get(key).map_err(|e| StoreError::Redb {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?
-        else {
-            return Ok(None);
-        };
-        decode_row(v.value()).map(Some).ok_or_else(|| StoreError::Corrupt {
-            path: self.path.clone(),
-            message: "undecodable row".into(),
-        })
+        self.stored(key, decode_row)
     }
 
     /// The version of the row stored under `key`, if there is one, without decoding it.
     pub fn version(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        self.stored(key, stored_version)
+    }
+
+    /// What `decode` reads from the bytes stored under `key`, if any are.
+    fn stored<T>(&self, key: &[u8], decode: impl FnOnce(&[u8]) -> Option<T>) -> Result<Option<T>, StoreError> {
         let Some(v) = self.table.get(key).map_err(|e| StoreError::Redb {
             path: self.path.clone(),
             message: e.to_string(),
@@ -920,7 +915,7 @@ impl RowsReader {
         else {
             return Ok(None);
         };
-        stored_version(v.value()).map(Some).ok_or_else(|| StoreError::Corrupt {
+        decode(v.value()).map(Some).ok_or_else(|| StoreError::Corrupt {
             path: self.path.clone(),
             message: "undecodable row".into(),
         })

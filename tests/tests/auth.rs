@@ -434,8 +434,9 @@ async fn read_message(stream: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
     (head[0], body)
 }
 
-/// Starts a SCRAM login as `user` and returns the salt of the server's first message.
-async fn scram_salt(addr: SocketAddr, user: &str) -> String {
+/// Connects, sends the startup message of a login as `user`, and checks that the router asks
+/// for SASL.
+async fn sasl_requested(addr: SocketAddr, user: &str) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -454,6 +455,13 @@ async fn scram_salt(addr: SocketAddr, user: &str) -> String {
         (b'R', Some(&10i32.to_be_bytes()[..])),
         "an AuthenticationSASL request"
     );
+    stream
+}
+
+/// Starts a SCRAM login as `user` and returns the salt of the server's first message.
+async fn scram_salt(addr: SocketAddr, user: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = sasl_requested(addr, user).await;
     let client_first = b"n,,n=,r=0123456789abcdefghijklmn";
     let mut body = b"SCRAM-SHA-256\0".to_vec();
     body.extend_from_slice(&(client_first.len() as i32).to_be_bytes());
@@ -483,23 +491,7 @@ async fn scram_salt(addr: SocketAddr, user: &str) -> String {
 /// returns the SQLSTATE of the error the router sends back.
 async fn malformed_sasl_answer(addr: SocketAddr) -> String {
     use tokio::io::AsyncWriteExt;
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| fail(&e.to_string()));
-    let params = b"user\0tessera\0database\0tessera\0\0";
-    let mut startup = ((8 + params.len()) as i32).to_be_bytes().to_vec();
-    startup.extend_from_slice(&196_608i32.to_be_bytes());
-    startup.extend_from_slice(params);
-    stream
-        .write_all(&startup)
-        .await
-        .unwrap_or_else(|e| fail(&e.to_string()));
-    let (kind, body) = read_message(&mut stream).await;
-    assert_eq!(
-        (kind, body.get(..4)),
-        (b'R', Some(&10i32.to_be_bytes()[..])),
-        "an AuthenticationSASL request"
-    );
+    let mut stream = sasl_requested(addr, "tessera").await;
     stream
         .write_all(&[b'p', 0, 0, 0, 7, b'p', b'w', 0])
         .await

@@ -96,9 +96,7 @@ type RawRows = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// A stored row: its version (the log index that wrote it) and its values.
 pub fn encode_row(version: u64, row: &Row) -> Vec<u8> {
-    let size = bincode::serialized_size(row).unwrap_or(0) as usize;
-    let mut out = Vec::with_capacity(8 + size);
-    out.extend_from_slice(&version.to_le_bytes());
+    let mut out = version.to_le_bytes().to_vec();
     if bincode::serialize_into(&mut out, row).is_err() {
         out.truncate(8);
     }
@@ -111,7 +109,7 @@ fn stored_version(bytes: &[u8]) -> Option<u64> {
 }
 
 pub fn decode_row(bytes: &[u8]) -> Option<(u64, Row)> {
-    let version = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let version = stored_version(bytes)?;
     let row = bincode::deserialize(&bytes[8..]).ok()?;
     Some((version, row))
 }

@@ -48,25 +48,25 @@ impl Ctx<'_> {
     /// included), answering whether it did: a plain INSERT's check, which needs the stored
     /// row's version but not its values.
     fn insert_new(&mut self, key: Vec<u8>, row: &Row) -> Result<bool, ScanError> {
-        let (expected, exists) = match self.txn.and_then(|t| t.get(&key)) {
+        // Only inserted rows are in a plain INSERT's own writes.
+        let std::collections::btree_map::Entry::Vacant(slot) = self.writes.entry(key) else {
+            return Ok(false);
+        };
+        let (expected, exists) = match self.txn.and_then(|t| t.get(slot.key())) {
             Some(p) => (p.expected, p.row.is_some()),
             None => {
-                let version = self.reader.version(&key)?;
+                let version = self.reader.version(slot.key())?;
                 (version, version.is_some())
             }
         };
-        match self.writes.entry(key) {
-            // Only inserted rows are in a plain INSERT's own writes.
-            std::collections::btree_map::Entry::Occupied(_) => Ok(false),
-            std::collections::btree_map::Entry::Vacant(_) if exists => Ok(false),
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(Pending {
-                    expected,
-                    row: Some(row.clone()),
-                });
-                Ok(true)
-            }
+        if exists {
+            return Ok(false);
         }
+        slot.insert(Pending {
+            expected,
+            row: Some(row.clone()),
+        });
+        Ok(true)
     }
 
     fn put(&mut self, key: Vec<u8>, expected: Option<u64>, row: Option<Row>) {

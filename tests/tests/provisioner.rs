@@ -32,9 +32,10 @@ const REPLICAS: usize = 3;
 const WRITERS: i64 = 4;
 /// Shards of the writers' tables: four of `events`, two of `counters`.
 const SHARDS: usize = 6;
-/// Four heartbeats (one a second): with 1.5 s, a node late by half a second on this loaded
-/// 2-core machine, or still reopening its replicas after the catalog's restart (it heartbeats
-/// once they are open), was declared dead, replaced, and the exact counts waited for never came.
+/// Four heartbeats (one a second). With 1.5 s, a node half a second late on this loaded 2-core
+/// machine, or still reopening its replicas after the catalog's restart (it heartbeats once they
+/// are open), could be declared dead and replaced, and the exact counts the test waits for would
+/// then never come: the likely cause of a failure seen once in a full run.
 const DEAD_AFTER_MS: u64 = 4_000;
 /// How long starting nodes, repairs and drains may take on this machine.
 const SETTLE: Duration = Duration::from_secs(90);

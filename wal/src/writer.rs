@@ -12,9 +12,9 @@ use crate::record::{list_segments, segment_path};
 use crate::SyncMode;
 
 /// A segment is rotated past this size (or twice the live state, if larger). Rotation copies
-/// the live state (every unpurged entry) into the new segment while appends wait, so segments
-/// are big enough that a load of a million rows does not rotate.
-pub const SEGMENT_BYTES: u64 = 256 << 20;
+/// the live state (every unpurged entry) into the new segment while appends wait to be made
+/// durable, so segments are big enough that a load of a million rows does not rotate.
+pub(crate) const SEGMENT_BYTES: u64 = 256 << 20;
 
 /// What to do once a write is durable.
 pub(crate) enum Completion {

@@ -65,6 +65,50 @@ fn the_course_benchmark_writes_reads_and_verifies_through_sql_and_http() {
     assert!(!refused.status.success() && stderr.contains("a1, a2, a3"), "{stderr}");
 }
 
+/// `--postgres` runs the same writes and reads against a local PostgreSQL and reports them
+/// beside Tessera's; it is refused where it cannot run the same workload.
+#[test]
+fn the_course_benchmark_runs_the_same_workload_on_postgres() {
+    let doc = bench_json(&[
+        "course",
+        "--config",
+        "a1",
+        "--via",
+        "sql",
+        "--writes",
+        "300",
+        "--reads",
+        "200",
+        "--clients",
+        "4",
+        "--postgres",
+    ]);
+    assert_eq!(doc["rows_present"], 300, "{doc}");
+    let pg = &doc["postgres"];
+    assert_eq!(pg["writes"]["rows"], 300, "{doc}");
+    assert_eq!(pg["writes"]["errors"], 0, "{doc}");
+    assert_eq!(pg["reads"]["count"], 200, "{doc}");
+    assert_eq!(pg["reads"]["errors"], 0, "{doc}");
+    assert_eq!(pg["rows_present"], 300, "{doc}");
+    for phase in ["writes", "reads"] {
+        let seconds = pg[phase]["seconds"].as_f64().unwrap_or(0.0);
+        let speedup = pg["speedup"][phase].as_f64().unwrap_or(0.0);
+        assert!(seconds > 0.0 && speedup > 0.0, "{phase}: {doc}");
+    }
+    for refused_with in [&["--via", "http"][..], &["--config", "a4"][..]] {
+        let refused = Command::new(tessera_bin())
+            .args(["bench", "course", "--postgres"])
+            .args(refused_with)
+            .output()
+            .expect("cannot run tessera bench course");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && stderr.contains("--via sql"),
+            "{refused_with:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn the_balance_benchmark_counts_every_read_once_and_reports_key_movement() {
     let doc = bench_json(&["balance", "--nodes", "3", "--requests", "300", "--clients", "4"]);

@@ -58,6 +58,15 @@ pub struct CourseArgs {
     /// Write the plots (PNG) of the write and read times next to the published ones into DIR
     #[arg(long, value_name = "DIR")]
     pub plot: Option<std::path::PathBuf>,
+    /// Also run the same writes and reads against a local PostgreSQL (one server, the same
+    /// partitioned `studt`, `synchronous_commit` on), to show what this machine allows
+    /// (with --via sql)
+    #[arg(long)]
+    pub postgres: bool,
+    /// Directory with PostgreSQL's initdb and postgres, for --postgres (default: $PG_BIN_DIR,
+    /// then /usr/lib/postgresql/*/bin)
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -383,6 +392,7 @@ fn init_payload(shape: &Shape) -> serde_json::Value {
 /// Creates `studt` through the chosen interface.
 pub(super) async fn create_table(args: &CourseArgs, shape: &Shape, sql: &str, http: &str) -> Result<(), BenchError> {
     match args.via {
+        Via::Sql => create_table_sql(shape, sql, &format!(" WITH (replicas = {})", shape.replicas)).await,
         Via::Http => {
             let mut conn = HttpConn::open(http).await?;
             let (status, reply) = conn
@@ -392,27 +402,30 @@ pub(super) async fn create_table(args: &CourseArgs, shape: &Shape, sql: &str, ht
             if status != 200 {
                 return Err(BenchError::Setup(format!("POST /init: HTTP {status}: {reply}")));
             }
+            Ok(())
         }
-        Via::Sql => {
-            let client = connect(sql).await?;
-            client
-                .batch_execute(&format!(
-                    "CREATE TABLE studt (stud_id INT PRIMARY KEY, stud_name TEXT, stud_marks INT) \
-                     PARTITION BY RANGE (stud_id) WITH (replicas = {})",
-                    shape.replicas
-                ))
-                .await?;
-            for i in 0..shape.shards {
-                client
-                    .batch_execute(&format!(
-                        "CREATE TABLE sh{} PARTITION OF studt FOR VALUES FROM ({}) TO ({})",
-                        i + 1,
-                        i * SHARD_SIZE,
-                        (i + 1) * SHARD_SIZE
-                    ))
-                    .await?;
-            }
-        }
+    }
+}
+
+/// Creates `studt` and its range partitions over SQL; `with` ends the CREATE TABLE (the
+/// replication factor on Tessera, nothing on PostgreSQL).
+async fn create_table_sql(shape: &Shape, sql: &str, with: &str) -> Result<(), BenchError> {
+    let client = connect(sql).await?;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE studt (stud_id INT PRIMARY KEY, stud_name TEXT, stud_marks INT) \
+             PARTITION BY RANGE (stud_id){with}"
+        ))
+        .await?;
+    for i in 0..shape.shards {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE sh{} PARTITION OF studt FOR VALUES FROM ({}) TO ({})",
+                i + 1,
+                i * SHARD_SIZE,
+                (i + 1) * SHARD_SIZE
+            ))
+            .await?;
     }
     Ok(())
 }
@@ -461,6 +474,15 @@ struct Run {
     written: Phase,
     read: Phase,
     present: i64,
+    /// The same writes and reads on PostgreSQL (`--postgres`).
+    postgres: Option<Baseline>,
+}
+
+/// What the same workload measured on one local PostgreSQL server.
+struct Baseline {
+    written: Phase,
+    read: Phase,
+    present: i64,
 }
 
 impl Run {
@@ -472,6 +494,13 @@ impl Run {
 /// Runs the course's analysis for the configuration(s) asked for, prints the figures and draws
 /// the plots.
 pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
+    if args.postgres && (args.via != Via::Sql || args.config == Config::A4) {
+        return Err(BenchError::Setup(
+            "--postgres runs the writes and reads over SQL against one PostgreSQL server: use it with --via sql \
+             and --config a1, a2, a3 or all"
+                .into(),
+        ));
+    }
     if args.config == Config::A4 {
         return super::failover::run(&args, Config::A1.shape()).await;
     }
@@ -486,6 +515,15 @@ pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
                 run.present
             )));
         }
+        if let Some(pg) = &run.postgres {
+            let acknowledged = pg.written.count - pg.written.errors;
+            if pg.present != acknowledged as i64 {
+                return Err(BenchError::Setup(format!(
+                    "PostgreSQL acknowledged {acknowledged} writes but its studt holds {} rows",
+                    pg.present
+                )));
+            }
+        }
         runs.push(run);
     }
     if let Some(dir) = &args.plot {
@@ -496,6 +534,8 @@ pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
 
 /// Starts the configuration's cluster, runs the writes and the reads, counts the rows.
 async fn run_one(args: &CourseArgs, shape: Shape) -> Result<Run, BenchError> {
+    let (writes, reads) = workload(args, &shape)?;
+    let same = args.postgres.then(|| (writes.clone(), reads.clone()));
     let (_scratch, config) = super::scratch_cluster(shape.nodes, shape.replicas)?;
     progress(
         args,
@@ -513,7 +553,7 @@ async fn run_one(args: &CourseArgs, shape: Shape) -> Result<Run, BenchError> {
         .ok_or_else(|| BenchError::Setup("the router serves no HTTP API".into()))?;
     let outcome = async {
         create_table(args, &shape, &sql, &http).await?;
-        let (writes, reads) = workload(args, &shape)?;
+        super::settle_disk().await;
         progress(
             args,
             &format!(
@@ -533,12 +573,47 @@ async fn run_one(args: &CourseArgs, shape: Shape) -> Result<Run, BenchError> {
     .await;
     cluster.shutdown().await;
     let (written, read, present) = outcome?;
+    let postgres = match same {
+        Some((writes, reads)) => Some(run_postgres(args, &shape, writes, reads).await?),
+        None => None,
+    };
     Ok(Run {
         shape,
         written,
         read,
         present,
+        postgres,
     })
+}
+
+/// Runs the same writes and reads against a private PostgreSQL started for them: the same
+/// partitioned `studt`, on one server, without replicas.
+async fn run_postgres(
+    args: &CourseArgs,
+    shape: &Shape,
+    writes: Vec<Op>,
+    reads: Vec<Op>,
+) -> Result<Baseline, BenchError> {
+    progress(
+        args,
+        &format!(
+            "{}: the same {} writes and {} reads on PostgreSQL",
+            shape.name,
+            writes.len(),
+            reads.len()
+        ),
+    );
+    let scratch = super::scratch_dir()?;
+    let pg = super::Postgres::start(args.pg_bin_dir.as_deref(), scratch.path())
+        .await
+        .map_err(|e| BenchError::Setup(format!("PostgreSQL: {e}")))?;
+    create_table_sql(shape, &pg.addr, "").await?;
+    super::settle_disk().await;
+    let written = run_phase(args, &pg.addr, "", writes).await?;
+    let read = run_phase(args, &pg.addr, "", reads).await?;
+    let client = connect(&pg.addr).await?;
+    let present: i64 = client.query_one("SELECT count(*) FROM studt", &[]).await?.get(0);
+    Ok(Baseline { written, read, present })
 }
 
 /// `course-writes.png` and `course-reads.png` in `dir`: seconds per configuration, Tessera's
@@ -556,20 +631,33 @@ fn plot(args: &CourseArgs, dir: &std::path::Path, runs: &[Run]) -> Result<(), Be
             )
         })
         .collect();
-    for (file, what, tessera, published) in [
+    // PostgreSQL's bars only when every configuration has its figure.
+    let postgres: Option<Vec<&Baseline>> = runs.iter().map(|r| r.postgres.as_ref()).collect();
+    for (file, what, tessera, published, pg) in [
         (
             "course-writes.png",
             "writes",
             runs.iter().map(|r| r.written.seconds).collect::<Vec<_>>(),
             runs.iter().map(|r| r.shape.published_write_seconds).collect::<Vec<_>>(),
+            postgres
+                .as_ref()
+                .map(|p| p.iter().map(|b| b.written.seconds).collect::<Vec<_>>()),
         ),
         (
             "course-reads.png",
             "reads",
             runs.iter().map(|r| r.read.seconds).collect(),
             runs.iter().map(|r| r.shape.published_read_seconds).collect(),
+            postgres.as_ref().map(|p| p.iter().map(|b| b.read.seconds).collect()),
         ),
     ] {
+        let mut series = vec![
+            ("Tessera".to_string(), tessera),
+            ("published course implementation".to_string(), published),
+        ];
+        if let Some(pg) = pg {
+            series.push(("PostgreSQL, one server".to_string(), pg));
+        }
         let bars = super::plot::Bars {
             title: format!(
                 "10,000 {what}: seconds (log scale), {} clients via {}",
@@ -578,10 +666,7 @@ fn plot(args: &CourseArgs, dir: &std::path::Path, runs: &[Run]) -> Result<(), Be
             ),
             y_desc: "seconds".into(),
             categories: categories.clone(),
-            series: vec![
-                ("Tessera".into(), tessera),
-                ("published course implementation".into(), published),
-            ],
+            series,
             log: true,
         };
         let path = dir.join(file);
@@ -595,11 +680,12 @@ fn report(args: &CourseArgs, run: &Run) {
     use std::io::Write;
     let (shape, written, read, present) = (&run.shape, &run.written, &run.read, run.present);
     let acknowledged = run.acknowledged();
-    let write_speedup = shape.published_write_seconds / written.seconds.max(1e-9);
-    let read_speedup = shape.published_read_seconds / read.seconds.max(1e-9);
+    let speedup = |published: f64, phase: &Phase| published / phase.seconds.max(1e-9);
+    let write_speedup = speedup(shape.published_write_seconds, written);
+    let read_speedup = speedup(shape.published_read_seconds, read);
     let mut out = std::io::stdout().lock();
     if args.json {
-        let doc = json!({
+        let mut doc = json!({
             "config": shape.name,
             "via": args.via.name(),
             "clients": args.clients,
@@ -612,6 +698,17 @@ fn report(args: &CourseArgs, run: &Run) {
             "published": {"writes_seconds": shape.published_write_seconds, "reads_seconds": shape.published_read_seconds},
             "speedup": {"writes": write_speedup, "reads": read_speedup},
         });
+        if let Some(pg) = &run.postgres {
+            doc["postgres"] = json!({
+                "writes": pg.written.json("rows"),
+                "reads": pg.read.json("count"),
+                "rows_present": pg.present,
+                "speedup": {
+                    "writes": speedup(shape.published_write_seconds, &pg.written),
+                    "reads": speedup(shape.published_read_seconds, &pg.read),
+                },
+            });
+        }
         let _ = writeln!(out, "{doc}");
         return;
     }
@@ -627,16 +724,21 @@ fn report(args: &CourseArgs, run: &Run) {
     );
     let _ = writeln!(
         out,
-        "{:<7} {:>7} {:>9} {:>10} {:>9} {:>9} {:>7} {:>11} {:>8}",
+        "{:<16} {:>7} {:>9} {:>10} {:>9} {:>9} {:>7} {:>11} {:>8}",
         "phase", "count", "seconds", "per second", "p50 ms", "p99 ms", "errors", "published s", "speedup"
     );
-    for (name, phase, published, speedup) in [
-        ("writes", written, shape.published_write_seconds, write_speedup),
-        ("reads", read, shape.published_read_seconds, read_speedup),
-    ] {
+    let mut rows = vec![
+        ("writes", written, shape.published_write_seconds),
+        ("reads", read, shape.published_read_seconds),
+    ];
+    if let Some(pg) = &run.postgres {
+        rows.push(("postgres writes", &pg.written, shape.published_write_seconds));
+        rows.push(("postgres reads", &pg.read, shape.published_read_seconds));
+    }
+    for (name, phase, published) in rows {
         let _ = writeln!(
             out,
-            "{:<7} {:>7} {:>9.3} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>11.2} {:>7.1}x",
+            "{:<16} {:>7} {:>9.3} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>11.2} {:>7.1}x",
             name,
             phase.count,
             phase.seconds,
@@ -645,7 +747,7 @@ fn report(args: &CourseArgs, run: &Run) {
             phase.percentile_ms(0.99),
             phase.errors,
             published,
-            speedup
+            speedup(published, phase)
         );
         if let Some(e) = &phase.first_error {
             let _ = writeln!(out, "  first {name} error: {e}");
@@ -655,4 +757,12 @@ fn report(args: &CourseArgs, run: &Run) {
         out,
         "rows present afterwards: {present} of {acknowledged} acknowledged writes"
     );
+    if let Some(pg) = &run.postgres {
+        let _ = writeln!(
+            out,
+            "Tessera took {:.2}x PostgreSQL's time for the writes and {:.2}x for the reads",
+            written.seconds / pg.written.seconds.max(1e-9),
+            read.seconds / pg.read.seconds.max(1e-9)
+        );
+    }
 }

@@ -117,7 +117,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let mut notes: Vec<String> = Vec::new();
 
     if !args.no_postgres {
-        match Postgres::start(&args, scratch.path()).await {
+        match Postgres::start(args.pg_bin_dir.as_deref(), scratch.path()).await {
             Ok(pg) => {
                 progress(&args, "PostgreSQL: loading");
                 let client = connect(&pg.addr).await?;
@@ -523,10 +523,10 @@ impl Drop for Postgres {
     }
 }
 
-fn pg_bin_dir(args: &BenchArgs) -> Option<PathBuf> {
+fn pg_bin_dir(asked: Option<&Path>) -> Option<PathBuf> {
     let ok = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
-    if let Some(d) = &args.pg_bin_dir {
-        return ok(d).then(|| d.clone());
+    if let Some(d) = asked {
+        return ok(d).then(|| d.to_path_buf());
     }
     if let Some(d) = std::env::var_os("PG_BIN_DIR").map(PathBuf::from) {
         if ok(&d) {
@@ -563,9 +563,10 @@ fn pg_command(program: &Path, as_postgres: bool) -> std::process::Command {
 }
 
 impl Postgres {
-    async fn start(args: &BenchArgs, scratch: &Path) -> Result<Postgres, String> {
-        let bin =
-            pg_bin_dir(args).ok_or("no PostgreSQL server found (install Debian's postgresql or pass --pg-bin-dir)")?;
+    /// Starts one in `scratch`, from `bin_dir` or the first PostgreSQL found (`pg_bin_dir`).
+    async fn start(bin_dir: Option<&Path>, scratch: &Path) -> Result<Postgres, String> {
+        let bin = pg_bin_dir(bin_dir)
+            .ok_or("no PostgreSQL server found (install Debian's postgresql or pass --pg-bin-dir)")?;
         let root = is_root();
         let dir = scratch.join("postgres");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

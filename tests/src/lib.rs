@@ -28,6 +28,7 @@
 //! - [`writes`]: concurrent writers for the fault tests and what their answers mean.
 //! - [`script`]: running a client program in another language (`tests/python/*.py`,
 //!   `tests/java/*.java`) against a fresh cluster, for the driver tests.
+//! - [`wire`]: protocol messages as bytes, for tests that send exactly what they choose.
 //!
 //! Every process the harness starts is killed when its owner is dropped, and when a test
 //! fails the harness prints each process's log path and last lines and keeps the temporary
@@ -48,6 +49,7 @@ pub mod process;
 pub mod psql;
 pub mod replication;
 pub mod script;
+pub mod wire;
 pub mod writes;
 
 pub use client::{

@@ -32,6 +32,7 @@ use tessera_tests::net::{free_local_addr, wait_for_tcp};
 use tessera_tests::process::ManagedProcess;
 use tessera_tests::psql::psql_conninfo;
 use tessera_tests::script::{client_program, python_with, run_checked, SCRIPT_TIMEOUT};
+use tessera_tests::wire;
 use tessera_tests::{describe_error, retry_until, sqlstate, Cluster, ClusterOptions};
 use tokio_postgres::Client;
 
@@ -417,38 +418,16 @@ async fn roles_log_in_with_their_passwords_over_scram_and_md5() {
     run_checked(command, "tests/python/password_test.py", SCRIPT_TIMEOUT).await;
 }
 
-/// One backend message: its type byte and body.
 async fn read_message(stream: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
-    use tokio::io::AsyncReadExt;
-    let mut head = [0u8; 5];
-    stream
-        .read_exact(&mut head)
+    wire::read_message(stream)
         .await
-        .unwrap_or_else(|e| fail(&e.to_string()));
-    let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    let mut body = vec![0u8; len.saturating_sub(4)];
-    stream
-        .read_exact(&mut body)
-        .await
-        .unwrap_or_else(|e| fail(&e.to_string()));
-    (head[0], body)
+        .unwrap_or_else(|e| fail(&e.to_string()))
 }
 
 /// Connects, sends the startup message of a login as `user`, and checks that the router asks
 /// for SASL.
 async fn sasl_requested(addr: SocketAddr, user: &str) -> tokio::net::TcpStream {
-    use tokio::io::AsyncWriteExt;
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| fail(&e.to_string()));
-    let params = format!("user\0{user}\0database\0tessera\0\0");
-    let mut startup = ((8 + params.len()) as i32).to_be_bytes().to_vec();
-    startup.extend_from_slice(&196_608i32.to_be_bytes());
-    startup.extend_from_slice(params.as_bytes());
-    stream
-        .write_all(&startup)
-        .await
-        .unwrap_or_else(|e| fail(&e.to_string()));
+    let mut stream = wire::start(addr, user).await.unwrap_or_else(|e| fail(&e.to_string()));
     let (kind, body) = read_message(&mut stream).await;
     assert_eq!(
         (kind, body.get(..4)),
@@ -466,11 +445,8 @@ async fn scram_salt(addr: SocketAddr, user: &str) -> String {
     let mut body = b"SCRAM-SHA-256\0".to_vec();
     body.extend_from_slice(&(client_first.len() as i32).to_be_bytes());
     body.extend_from_slice(client_first);
-    let mut message = vec![b'p'];
-    message.extend_from_slice(&((4 + body.len()) as i32).to_be_bytes());
-    message.extend_from_slice(&body);
     stream
-        .write_all(&message)
+        .write_all(&wire::message(b'p', &body))
         .await
         .unwrap_or_else(|e| fail(&e.to_string()));
     let (kind, body) = read_message(&mut stream).await;

@@ -510,3 +510,61 @@ async fn now_is_the_current_time_and_stable_within_a_transaction() {
         .unwrap_or_else(|e| panic!("COMMIT failed: {}", describe_error(&e)));
     assert_eq!(first, second, "now() changed within one transaction");
 }
+
+/// An Execute's answer is sent when the client asks for it, with Flush or Sync, as PostgreSQL
+/// does: after Flush it arrives without ReadyForQuery; without either it is held (only the
+/// ParseComplete that Parse flushes arrives), and Sync then brings it with ReadyForQuery.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_execute_answers_at_flush_or_sync() {
+    use tessera_tests::wire::{message, read_message, start};
+    use tokio::io::AsyncWriteExt;
+
+    async fn read(stream: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+        read_message(stream).await.expect("read a message")
+    }
+
+    let cluster = Cluster::start(1).await;
+    let client = cluster.client().await;
+    execute(&client, "CREATE TABLE kv (k INT PRIMARY KEY, v TEXT)").await;
+    execute(&client, "INSERT INTO kv VALUES (1, 'one')").await;
+
+    let mut stream = start(cluster.router_addr(), "tessera").await.expect("connect");
+    while read(&mut stream).await.0 != b'Z' {}
+    let parse = message(b'P', b"\0SELECT v FROM kv WHERE k = 1\0\0\0");
+    let bind = message(b'B', b"\0\0\0\0\0\0\0\0");
+    let execute_all = message(b'E', b"\0\0\0\0\0");
+    let statement = [parse, bind, execute_all].concat();
+
+    stream
+        .write_all(&[statement.clone(), message(b'H', b"")].concat())
+        .await
+        .expect("write");
+    let mut kinds = Vec::new();
+    loop {
+        let (kind, body) = read(&mut stream).await;
+        kinds.push(kind);
+        if kind == b'D' {
+            assert!(body.ends_with(b"one"), "the row: {body:?}");
+        }
+        if kind == b'C' || kind == b'E' {
+            break;
+        }
+    }
+    assert_eq!(
+        kinds, b"12DC",
+        "after Flush: ParseComplete, BindComplete, DataRow, CommandComplete"
+    );
+    stream.write_all(&message(b'S', b"")).await.expect("write");
+    assert_eq!(read(&mut stream).await.0, b'Z', "Sync answers ReadyForQuery");
+
+    stream.write_all(&statement).await.expect("write");
+    assert_eq!(read(&mut stream).await.0, b'1', "Parse is answered at once");
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), read(&mut stream)).await;
+    assert!(early.is_err(), "nothing more before Flush or Sync: {early:?}");
+    stream.write_all(&message(b'S', b"")).await.expect("write");
+    let mut kinds = Vec::new();
+    while kinds.last() != Some(&b'Z') {
+        kinds.push(read(&mut stream).await.0);
+    }
+    assert_eq!(kinds, b"2DCZ", "Sync brings the held answer and ReadyForQuery");
+}

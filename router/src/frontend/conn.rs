@@ -48,6 +48,7 @@ use crate::error::{error_fields, Error};
 use crate::exec::Output;
 use crate::frontend::auth::{self, AuthMethod, Login, Step};
 use crate::frontend::encode::{binary_columns, check_formats, data_row, decode_params, fields, pg_type};
+use crate::frontend::held::HeldAnswer;
 use crate::session::{Session, TxnStatus, DEFAULT_SETTINGS, REPORTED_SETTINGS};
 use crate::sql::expr::Params;
 use crate::sql::statement::parse;
@@ -822,7 +823,8 @@ impl ExtendedQueryHandler for Conn {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let _active = self.active();
-        let result = self._on_execute(client, message).await;
+        // The answer goes out with the Sync's ReadyForQuery, in one packet (see `held`).
+        let result = self._on_execute(&mut HeldAnswer::new(client), message).await;
         let st = status_byte(&*self.session.lock().await);
         client.set_transaction_status(st);
         result

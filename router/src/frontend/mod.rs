@@ -1,10 +1,12 @@
 //! The PostgreSQL wire front end: accepts client connections (refusing those over
 //! `max_connections` with SQLSTATE 53300) and serves each with pgwire and the handlers in
-//! `conn.rs`; `encode.rs` puts values on the wire.
+//! `conn.rs`; `encode.rs` puts values on the wire, `held.rs` holds an Execute's answer until
+//! the client's Sync.
 
 pub mod auth;
 pub mod conn;
 pub mod encode;
+pub mod held;
 
 use std::sync::Arc;
 use std::time::Duration;

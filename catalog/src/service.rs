@@ -285,10 +285,13 @@ impl Catalog {
     }
 
     /// Creates a shard's replicas on their nodes; on failure removes those that were made.
+    /// The lowest-numbered replica, which initializes the group and stands for election at
+    /// once, is created after the others, so that its first vote requests find them.
     pub(crate) async fn create_replicas(&self, shard: &Shard) -> Result<(), RpcError> {
         let map = self.map();
         let members: Vec<_> = shard.replicas.iter().map(|r| (r.id, r.node)).collect();
-        let calls = shard.replicas.iter().map(|r| {
+        let first = members.iter().map(|(id, _)| *id).min();
+        let create = |r: &tessera_types::schema::ReplicaInfo| {
             let addr = map.node_addr(r.node).unwrap_or_default().to_string();
             let req = Request::CreateReplica {
                 shard: shard.id,
@@ -298,8 +301,12 @@ impl Catalog {
             };
             let client = self.pool.client(&addr);
             async move { client.call_timeout(req, Duration::from_secs(30)).await }
-        });
-        let results = join_all(calls).await;
+        };
+        let (initializer, others): (Vec<_>, Vec<_>) = shard.replicas.iter().partition(|r| Some(r.id) == first);
+        let mut results = join_all(others.into_iter().map(create)).await;
+        if results.iter().all(|r| r.is_ok()) {
+            results.extend(join_all(initializer.into_iter().map(create)).await);
+        }
         if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
             let e = e.clone();
             self.drop_replicas(shard).await;

@@ -150,6 +150,11 @@ pub type StorageError = openraft::StorageError<ReplicaId>;
 /// vote after it last heard from its primary (openraft's leader lease).
 pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
 
+/// How often a primary sends heartbeats to its followers. A node sends those of all the groups
+/// it leads at the same moment (`Node::beat_groups`), so openraft's own per-group heartbeat
+/// timers are off; the interval still bounds how long openraft waits for an AppendEntries.
+pub const HEARTBEAT_MS: u64 = 100;
+
 /// Raft timing for shard groups. Heartbeats every 100 ms. openraft's leader lease makes a
 /// follower that has a primary refuse to vote until `election_timeout_max` (600 ms) has passed
 /// since it last heard from it, and wait that lease plus its election timeout (450–600 ms)
@@ -163,7 +168,8 @@ pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
 pub fn raft_config(snapshot_after: u64) -> Arc<openraft::Config> {
     let config = openraft::Config {
         cluster_name: "tessera-shard".into(),
-        heartbeat_interval: 100,
+        heartbeat_interval: HEARTBEAT_MS,
+        enable_heartbeat: false,
         election_timeout_min: 450,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         install_snapshot_timeout: 5_000,

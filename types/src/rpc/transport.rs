@@ -2,7 +2,9 @@
 //! length-prefixed bincode frames tagged with a call id, so many concurrent calls (and streams)
 //! share it. A stream is flow-controlled by credits: the server sends at most `WINDOW` items
 //! ahead of what the client has consumed, so a slow consumer never makes the connection buffer
-//! without bound. Dropping a call or stream on the client cancels it on the server.
+//! without bound. Dropping a call or stream on the client cancels it on the server. Each side's
+//! writer yields once before it writes, so frames queued by tasks that are ready at the same
+//! moment (concurrent calls, the heartbeats of every group two nodes share) leave in one write.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -196,6 +198,8 @@ async fn serve_connection<S: Service>(mut stream: TcpStream, conn: ConnId, servi
     let writer = tokio::spawn(async move {
         let mut w = BufWriter::with_capacity(64 << 10, write_half);
         while let Some(frame) = rx.recv().await {
+            // Let the tasks that are ready queue their frames too, so they share one write.
+            tokio::task::yield_now().await;
             if write_frame(&mut w, &frame).await.is_err() {
                 return;
             }
@@ -327,6 +331,7 @@ impl RpcClient {
         tokio::spawn(async move {
             let mut w = BufWriter::with_capacity(64 << 10, write_half);
             while let Some(frame) = rx.recv().await {
+                tokio::task::yield_now().await;
                 if write_frame(&mut w, &frame).await.is_err() {
                     break;
                 }

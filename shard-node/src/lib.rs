@@ -42,6 +42,8 @@ pub struct NodeHandle {
     pub addr: String,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `Node::beat_groups`, stopped last.
+    beats: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
 }
 
 impl NodeHandle {
@@ -52,6 +54,8 @@ impl NodeHandle {
             let _ = t.await;
         }
         self.node.shutdown().await;
+        let _ = self.beats.0.send(true);
+        let _ = self.beats.1.await;
     }
 }
 
@@ -73,10 +77,13 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let service = Arc::new(service::NodeService { node: node.clone() });
     let server = tokio::spawn(serve(listener, service, stop_rx.clone()));
     let background = tokio::spawn(node.clone().run_background(stop_rx));
+    let (beats_stop, beats_rx) = watch::channel(false);
+    let beats = tokio::spawn(node.clone().beat_groups(beats_rx));
     Ok(NodeHandle {
         node,
         addr,
         stop,
         tasks: vec![server, background],
+        beats: (beats_stop, beats),
     })
 }

@@ -660,7 +660,6 @@ impl Node {
             }
         };
         let primaries = self.clone().watch_primaries(stop.clone());
-        let beats = self.clone().beat_groups(stop.clone());
         let prepared = self.clone().resolve_prepared(stop.clone());
         let watch_map = async {
             let mut version = 0;
@@ -694,15 +693,17 @@ impl Node {
                 }
             }
         };
-        tokio::join!(hb, watch_map, primaries, beats, prepared);
+        tokio::join!(hb, watch_map, primaries, prepared);
     }
 
     /// Sends the heartbeats of every group this node leads at the same moment, every
     /// `HEARTBEAT_MS` (openraft's per-group timers are off, see `raft_config`): the messages
     /// of all groups bound for one node then go out together, in one write on the connection
     /// the two nodes share, and come back the same way, instead of one packet per group at
-    /// its own time.
-    async fn beat_groups(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// its own time. It runs as a task of its own (see `start`), so that nothing else a node
+    /// does in the background can hold up every group's heartbeats, and it stops only after
+    /// the replicas did, so that a node shutting down does not leave its groups silent.
+    pub async fn beat_groups(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_millis(crate::raft::HEARTBEAT_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -65,8 +65,11 @@ async fn read_frame<R: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(r: &m
     if len > MAX_FRAME {
         return Err(std::io::Error::other(format!("frame of {len} bytes exceeds the limit")));
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
+    // Read into spare capacity: a zeroed buffer per frame costs more than the copy.
+    let mut buf = Vec::with_capacity(len);
+    if (&mut *r).take(len as u64).read_to_end(&mut buf).await? < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     bincode::deserialize(&buf).map(Some).map_err(std::io::Error::other)
 }
 

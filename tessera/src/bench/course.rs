@@ -471,23 +471,33 @@ pub(super) fn progress(args: &CourseArgs, what: &str) {
 /// What one configuration's run measured.
 struct Run {
     shape: Shape,
+    tessera: Measured,
+    /// The same writes and reads on one local PostgreSQL server (`--postgres`).
+    postgres: Option<Measured>,
+}
+
+/// The writes and reads of one system, and the rows it held afterwards.
+struct Measured {
     written: Phase,
     read: Phase,
     present: i64,
-    /// The same writes and reads on PostgreSQL (`--postgres`).
-    postgres: Option<Baseline>,
 }
 
-/// What the same workload measured on one local PostgreSQL server.
-struct Baseline {
-    written: Phase,
-    read: Phase,
-    present: i64,
-}
-
-impl Run {
+impl Measured {
     fn acknowledged(&self) -> usize {
         self.written.count - self.written.errors
+    }
+
+    /// Every acknowledged write must be there.
+    fn check(&self, system: &str) -> Result<(), BenchError> {
+        if self.present == self.acknowledged() as i64 {
+            return Ok(());
+        }
+        Err(BenchError::Setup(format!(
+            "{system} acknowledged {} writes but its studt holds {} rows",
+            self.acknowledged(),
+            self.present
+        )))
     }
 }
 
@@ -508,21 +518,9 @@ pub async fn run(args: CourseArgs) -> Result<(), BenchError> {
     for shape in args.config.shapes() {
         let run = run_one(&args, shape).await?;
         report(&args, &run);
-        if run.present != run.acknowledged() as i64 {
-            return Err(BenchError::Setup(format!(
-                "{} writes were acknowledged but studt holds {} rows",
-                run.acknowledged(),
-                run.present
-            )));
-        }
+        run.tessera.check("Tessera")?;
         if let Some(pg) = &run.postgres {
-            let acknowledged = pg.written.count - pg.written.errors;
-            if pg.present != acknowledged as i64 {
-                return Err(BenchError::Setup(format!(
-                    "PostgreSQL acknowledged {acknowledged} writes but its studt holds {} rows",
-                    pg.present
-                )));
-            }
+            pg.check("PostgreSQL")?;
         }
         runs.push(run);
     }
@@ -579,9 +577,7 @@ async fn run_one(args: &CourseArgs, shape: Shape) -> Result<Run, BenchError> {
     };
     Ok(Run {
         shape,
-        written,
-        read,
-        present,
+        tessera: Measured { written, read, present },
         postgres,
     })
 }
@@ -593,7 +589,7 @@ async fn run_postgres(
     shape: &Shape,
     writes: Vec<Op>,
     reads: Vec<Op>,
-) -> Result<Baseline, BenchError> {
+) -> Result<Measured, BenchError> {
     progress(
         args,
         &format!(
@@ -613,7 +609,7 @@ async fn run_postgres(
     let read = run_phase(args, &pg.addr, "", reads).await?;
     let client = connect(&pg.addr).await?;
     let present: i64 = client.query_one("SELECT count(*) FROM studt", &[]).await?.get(0);
-    Ok(Baseline { written, read, present })
+    Ok(Measured { written, read, present })
 }
 
 /// `course-writes.png` and `course-reads.png` in `dir`: seconds per configuration, Tessera's
@@ -632,12 +628,12 @@ fn plot(args: &CourseArgs, dir: &std::path::Path, runs: &[Run]) -> Result<(), Be
         })
         .collect();
     // PostgreSQL's bars only when every configuration has its figure.
-    let postgres: Option<Vec<&Baseline>> = runs.iter().map(|r| r.postgres.as_ref()).collect();
+    let postgres: Option<Vec<&Measured>> = runs.iter().map(|r| r.postgres.as_ref()).collect();
     for (file, what, tessera, published, pg) in [
         (
             "course-writes.png",
             "writes",
-            runs.iter().map(|r| r.written.seconds).collect::<Vec<_>>(),
+            runs.iter().map(|r| r.tessera.written.seconds).collect::<Vec<_>>(),
             runs.iter().map(|r| r.shape.published_write_seconds).collect::<Vec<_>>(),
             postgres
                 .as_ref()
@@ -646,7 +642,7 @@ fn plot(args: &CourseArgs, dir: &std::path::Path, runs: &[Run]) -> Result<(), Be
         (
             "course-reads.png",
             "reads",
-            runs.iter().map(|r| r.read.seconds).collect(),
+            runs.iter().map(|r| r.tessera.read.seconds).collect(),
             runs.iter().map(|r| r.shape.published_read_seconds).collect(),
             postgres.as_ref().map(|p| p.iter().map(|b| b.read.seconds).collect()),
         ),
@@ -678,8 +674,8 @@ fn plot(args: &CourseArgs, dir: &std::path::Path, runs: &[Run]) -> Result<(), Be
 
 fn report(args: &CourseArgs, run: &Run) {
     use std::io::Write;
-    let (shape, written, read, present) = (&run.shape, &run.written, &run.read, run.present);
-    let acknowledged = run.acknowledged();
+    let (shape, written, read, present) = (&run.shape, &run.tessera.written, &run.tessera.read, run.tessera.present);
+    let acknowledged = run.tessera.acknowledged();
     let speedup = |published: f64, phase: &Phase| published / phase.seconds.max(1e-9);
     let write_speedup = speedup(shape.published_write_seconds, written);
     let read_speedup = speedup(shape.published_read_seconds, read);
